@@ -1,0 +1,365 @@
+"""Reading and writing the pipeline's SQLite database.
+
+Each function does one unit of work inside one transaction, so a batch killed at any point
+leaves the database consistent: a document is either stored with its version row and contacts,
+or not at all; a document's annotations are replaced in one go and only then marked as done.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import sqlite3
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import sqlite_utils
+
+from pipeline.store.schema import FTS_TOKENIZE, SCHEMA_VERSION, TABLES, VIEWS
+
+
+def utcnow() -> str:
+    """The current time as an ISO 8601 UTC string with seconds, the format used in every table."""
+    return datetime.now(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+
+
+def content_hash(text: str) -> str:
+    """Hash of a document's text with whitespace folded, so re-wrapped HTML is not a change."""
+    normalised = re.sub(r"\s+", " ", text).strip()
+    return hashlib.sha256(normalised.encode("utf-8")).hexdigest()
+
+
+def open_db(path: Path | str) -> sqlite_utils.Database:
+    """Open (and if needed create) the database with WAL, foreign keys and the full schema."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
+    db = sqlite_utils.Database(conn)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")
+    conn.execute("PRAGMA foreign_keys=ON")
+    conn.execute("PRAGMA busy_timeout=30000")
+    if conn.execute("PRAGMA user_version").fetchone()[0] < SCHEMA_VERSION:
+        with transaction(db):
+            conn.executescript(TABLES)
+            conn.executescript(VIEWS)
+            conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        if not db["documents"].detect_fts():
+            db["documents"].enable_fts(
+                ["title", "text"], tokenize=FTS_TOKENIZE, create_triggers=True
+            )
+    return db
+
+
+@contextmanager
+def transaction(db: sqlite_utils.Database) -> Iterator[sqlite3.Connection]:
+    """BEGIN IMMEDIATE … COMMIT, rolled back on any exception (the connection is in autocommit)."""
+    conn = db.conn
+    if conn.in_transaction:
+        yield conn
+        return
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield conn
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
+# --------------------------------------------------------------------------- reference tables
+
+
+def sync_sources(db: sqlite_utils.Database, sources: Iterable[Any]) -> None:
+    """Upsert the configured sources so pages and documents can point at them."""
+    rows = [
+        {
+            "id": s.id,
+            "name": s.name,
+            "kind": s.kind,
+            "hosts": ", ".join(s.hosts),
+            "recrawl_seconds": s.recrawl_seconds,
+        }
+        for s in sources
+    ]
+    with transaction(db):
+        db["sources"].upsert_all(rows, pk="id")
+
+
+def sync_themes(db: sqlite_utils.Database, themes: Iterable[Any]) -> None:
+    """Upsert the theme taxonomy (slug, label, description)."""
+    rows = [{"slug": t.slug, "label": t.label, "description": t.description} for t in themes]
+    with transaction(db):
+        db["themes"].upsert_all(rows, pk="slug")
+
+
+# --------------------------------------------------------------------------- runs
+
+
+RUN_COUNTERS = (
+    "discovered",
+    "fetched",
+    "not_modified",
+    "new",
+    "changed",
+    "unchanged",
+    "duplicate",
+    "gone",
+    "failed",
+    "annotated",
+)
+
+
+def start_run(db: sqlite_utils.Database, source_ids: Sequence[str], pid: int) -> int:
+    """Insert a 'running' ``runs`` row; runs left 'running' by a killed batch are closed."""
+    with transaction(db) as conn:
+        conn.execute(
+            "UPDATE runs SET status = 'interrupted', message = 'the process stopped before the end'"
+            " WHERE status = 'running'"
+        )
+        cursor = conn.execute(
+            "INSERT INTO runs (started, status, pid, sources) VALUES (?, 'running', ?, ?)",
+            (utcnow(), pid, ", ".join(source_ids)),
+        )
+        return int(cursor.lastrowid)
+
+
+def finish_run(
+    db: sqlite_utils.Database,
+    run_id: int,
+    counts: dict[str, int],
+    *,
+    status: str,
+    duration: float,
+    message: str | None = None,
+) -> None:
+    """Close a run with its counters, status ('completed', 'failed', …) and duration."""
+    values = {key: int(counts.get(key, 0)) for key in RUN_COUNTERS}
+    values.update(
+        finished=utcnow(), status=status, duration_seconds=round(duration, 3), message=message
+    )
+    with transaction(db):
+        db["runs"].update(run_id, values)
+
+
+# --------------------------------------------------------------------------- fetch log
+
+
+def log_fetch(db: sqlite_utils.Database, run_id: int, result: Any, warc: Any | None = None) -> int:
+    """Record one HTTP exchange (or its failure) and where its raw bytes live in the WARC files."""
+    row = {
+        "run_id": run_id,
+        "url": result.url,
+        "final_url": result.final_url,
+        "status": result.status,
+        "error": result.error,
+        "fetched_at": result.fetched_at,
+        "elapsed": round(result.elapsed, 4),
+        "bytes": len(result.body or b""),
+        "content_type": result.content_type,
+        "warc_file": warc.filename if warc else None,
+        "warc_offset": warc.offset if warc else None,
+        "warc_length": warc.length if warc else None,
+    }
+    with transaction(db) as conn:
+        columns = ", ".join(row)
+        marks = ", ".join("?" for _ in row)
+        cursor = conn.execute(
+            f"INSERT INTO fetches ({columns}) VALUES ({marks})", tuple(row.values())
+        )
+        return int(cursor.lastrowid)
+
+
+def set_fetch_error(db: sqlite_utils.Database, fetch_id: int, error: str) -> None:
+    """Attach a per-page error found after fetching (for example, nothing extractable)."""
+    with transaction(db) as conn:
+        conn.execute("UPDATE fetches SET error = ? WHERE id = ?", (error, fetch_id))
+
+
+# --------------------------------------------------------------------------- documents
+
+
+@dataclass(frozen=True)
+class SavedDocument:
+    """What storing an extracted page did: 'new', 'changed', 'unchanged' or 'duplicate'."""
+
+    outcome: str
+    document_id: int | None
+
+
+def save_document(
+    db: sqlite_utils.Database,
+    *,
+    url: str,
+    source_id: str,
+    kind: str,
+    extracted: Any,
+    fetch_id: int | None,
+) -> SavedDocument:
+    """Insert or update one document, keeping every text version and de-duplicating mirrors.
+
+    The same text reached through another URL (a mirror, a tracking link that slipped through)
+    is recorded as a 'duplicate' of the first document rather than stored twice.
+    """
+    digest = content_hash(extracted.text)
+    now = utcnow()
+    with transaction(db) as conn:
+        existing = conn.execute(
+            "SELECT id, content_hash, version FROM documents WHERE url = ?", (url,)
+        ).fetchone()
+        if existing is None:
+            twin = conn.execute(
+                "SELECT id FROM documents WHERE content_hash = ? AND url != ?", (digest, url)
+            ).fetchone()
+            if twin is not None:
+                return SavedDocument("duplicate", int(twin[0]))
+        fields = {
+            "title": extracted.title,
+            "published": extracted.published,
+            "date_precision": extracted.date_precision,
+            "date_kind": extracted.date_kind,
+            "author": extracted.author,
+            "language": extracted.language,
+            "kind": extracted.kind or kind,
+            "text": extracted.text,
+            "content_hash": digest,
+            "updated": now,
+            "fetch_id": fetch_id,
+        }
+        if existing is None:
+            fields.update(url=url, source_id=source_id, first_seen=now, version=1)
+            columns = ", ".join(f'"{c}"' for c in fields)
+            marks = ", ".join("?" for _ in fields)
+            cursor = conn.execute(
+                f"INSERT INTO documents ({columns}) VALUES ({marks})", tuple(fields.values())
+            )
+            document_id, version, outcome = int(cursor.lastrowid), 1, "new"
+        elif existing[1] == digest:
+            return SavedDocument("unchanged", int(existing[0]))
+        else:
+            document_id, version, outcome = int(existing[0]), int(existing[2]) + 1, "changed"
+            fields["version"] = version
+            assignments = ", ".join(f'"{c}" = ?' for c in fields)
+            conn.execute(
+                f"UPDATE documents SET {assignments} WHERE id = ?",
+                (*fields.values(), document_id),
+            )
+        conn.execute(
+            "INSERT INTO document_versions"
+            " (document_id, version, title, published, text, content_hash, seen, fetch_id)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                document_id,
+                version,
+                extracted.title,
+                extracted.published,
+                extracted.text,
+                digest,
+                now,
+                fetch_id,
+            ),
+        )
+        conn.execute("DELETE FROM contacts WHERE document_id = ?", (document_id,))
+        conn.executemany(
+            "INSERT INTO contacts (document_id, name, role, organisation, email, phone)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            [
+                (document_id, c.name, c.role, c.organisation, c.email, c.phone)
+                for c in extracted.contacts
+            ],
+        )
+    return SavedDocument(outcome, document_id)
+
+
+# --------------------------------------------------------------------------- annotations
+
+
+@dataclass(frozen=True)
+class PendingDocument:
+    """A document whose current text has not been annotated by the current models."""
+
+    id: int
+    text: str
+    language: str | None
+    content_hash: str
+
+
+def pending_annotation(
+    db: sqlite_utils.Database, ner_model: str, themes_model: str, limit: int = 10_000
+) -> list[PendingDocument]:
+    """Documents whose text or models changed since they were last annotated."""
+    rows = db.conn.execute(
+        "SELECT id, text, language, content_hash FROM documents"
+        " WHERE annotated_hash IS NULL OR annotated_hash != content_hash"
+        " OR ner_model IS NOT ? OR themes_model IS NOT ? ORDER BY id LIMIT ?",
+        (ner_model, themes_model, limit),
+    ).fetchall()
+    return [PendingDocument(*row) for row in rows]
+
+
+def entity_key(text: str) -> str:
+    """The grouping key of a surface form: case and white space folded."""
+    return re.sub(r"\s+", " ", text).strip().casefold()
+
+
+def save_annotations(
+    db: sqlite_utils.Database,
+    document: PendingDocument,
+    entities: Sequence[Any],
+    themes: Sequence[tuple[str, float, Sequence[str]]],
+    *,
+    ner_model: str,
+    themes_model: str,
+) -> None:
+    """Replace a document's mentions and themes, and mark it annotated for its current hash."""
+    with transaction(db) as conn:
+        conn.execute("DELETE FROM mentions WHERE document_id = ?", (document.id,))
+        conn.execute("DELETE FROM document_themes WHERE document_id = ?", (document.id,))
+        for entity in entities:
+            key = entity_key(entity.text)
+            conn.execute(
+                "INSERT INTO entities (label, key, name) VALUES (?, ?, ?)"
+                " ON CONFLICT (label, key) DO NOTHING",
+                (entity.label, key, entity.text),
+            )
+            entity_id = conn.execute(
+                "SELECT id FROM entities WHERE label = ? AND key = ?", (entity.label, key)
+            ).fetchone()[0]
+            conn.execute(
+                'INSERT INTO mentions (document_id, entity_id, start, "end", text, label)'
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (document.id, entity_id, entity.start, entity.end, entity.text, entity.label),
+            )
+        conn.executemany(
+            "INSERT INTO document_themes (document_id, theme, score, model_version, terms)"
+            " VALUES (?, ?, ?, ?, ?)",
+            [
+                (document.id, slug, round(score, 4), themes_model, json.dumps(list(terms)))
+                for slug, score, terms in themes
+            ],
+        )
+        conn.execute(
+            "UPDATE documents SET annotated_hash = ?, ner_model = ?, themes_model = ?"
+            " WHERE id = ? AND content_hash = ?",
+            (document.content_hash, ner_model, themes_model, document.id, document.content_hash),
+        )
+
+
+def refresh_entity_counts(db: sqlite_utils.Database) -> None:
+    """Recompute mention and document counts per entity.
+
+    Entities that lost all their mentions are kept with zero counts so that their ids stay stable
+    when a later version of a document mentions them again.
+    """
+    with transaction(db) as conn:
+        conn.execute(
+            "UPDATE entities SET"
+            " mention_count = (SELECT COUNT(*) FROM mentions m WHERE m.entity_id = entities.id),"
+            " document_count = (SELECT COUNT(DISTINCT document_id) FROM mentions m"
+            "                   WHERE m.entity_id = entities.id)"
+        )
