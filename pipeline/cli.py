@@ -107,7 +107,7 @@ def _print_summary(summary: object, db_path: Path) -> None:
     click.echo(f"\nBrowse the result: {serve}")
 
 
-def _load(path: Path):  # noqa: ANN202 - returns SourcesConfig
+def _load(path: Path):
     try:
         return load_sources(path)
     except ConfigError as exc:

@@ -138,8 +138,7 @@ def record_result(
             values["gone_since"] = _at(now)
             outcome = "gone"
     values.update(last_fetched=_at(now), last_status=result.status)
-    with transaction(db):
-        db["pages"].update(page.url, values)
+    db["pages"].update(page.url, values)
     return outcome
 
 

@@ -45,20 +45,22 @@ def open_db(path: Path | str) -> sqlite_utils.Database:
     conn.execute("PRAGMA foreign_keys=ON")
     conn.execute("PRAGMA busy_timeout=30000")
     if conn.execute("PRAGMA user_version").fetchone()[0] < SCHEMA_VERSION:
-        with transaction(db):
-            conn.executescript(TABLES)
-            conn.executescript(VIEWS)
-            conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
-        if not db["documents"].detect_fts():
-            db["documents"].enable_fts(
-                ["title", "text"], tokenize=FTS_TOKENIZE, create_triggers=True
-            )
+        # executescript() commits whatever is open, so the transaction is part of the script.
+        conn.executescript(
+            f"BEGIN IMMEDIATE;\n{TABLES}\n{VIEWS}\nPRAGMA user_version={SCHEMA_VERSION};\nCOMMIT;"
+        )
+    if not db["documents"].detect_fts():
+        db["documents"].enable_fts(["title", "text"], tokenize=FTS_TOKENIZE, create_triggers=True)
     return db
 
 
 @contextmanager
 def transaction(db: sqlite_utils.Database) -> Iterator[sqlite3.Connection]:
-    """BEGIN IMMEDIATE … COMMIT, rolled back on any exception (the connection is in autocommit)."""
+    """BEGIN IMMEDIATE … COMMIT, rolled back on any exception.
+
+    The connection is in autocommit mode, and sqlite-utils' own write methods commit on their
+    own, so only plain ``conn.execute`` calls belong inside this block.
+    """
     conn = db.conn
     if conn.in_transaction:
         yield conn
@@ -77,25 +79,26 @@ def transaction(db: sqlite_utils.Database) -> Iterator[sqlite3.Connection]:
 
 def sync_sources(db: sqlite_utils.Database, sources: Iterable[Any]) -> None:
     """Upsert the configured sources so pages and documents can point at them."""
-    rows = [
-        {
-            "id": s.id,
-            "name": s.name,
-            "kind": s.kind,
-            "hosts": ", ".join(s.hosts),
-            "recrawl_seconds": s.recrawl_seconds,
-        }
-        for s in sources
-    ]
-    with transaction(db):
-        db["sources"].upsert_all(rows, pk="id")
+    rows = [(s.id, s.name, s.kind, ", ".join(s.hosts), s.recrawl_seconds) for s in sources]
+    with transaction(db) as conn:
+        conn.executemany(
+            "INSERT INTO sources (id, name, kind, hosts, recrawl_seconds) VALUES (?, ?, ?, ?, ?)"
+            " ON CONFLICT (id) DO UPDATE SET name = excluded.name, kind = excluded.kind,"
+            " hosts = excluded.hosts, recrawl_seconds = excluded.recrawl_seconds",
+            rows,
+        )
 
 
 def sync_themes(db: sqlite_utils.Database, themes: Iterable[Any]) -> None:
     """Upsert the theme taxonomy (slug, label, description)."""
-    rows = [{"slug": t.slug, "label": t.label, "description": t.description} for t in themes]
-    with transaction(db):
-        db["themes"].upsert_all(rows, pk="slug")
+    rows = [(t.slug, t.label, t.description) for t in themes]
+    with transaction(db) as conn:
+        conn.executemany(
+            "INSERT INTO themes (slug, label, description) VALUES (?, ?, ?)"
+            " ON CONFLICT (slug) DO UPDATE SET label = excluded.label,"
+            " description = excluded.description",
+            rows,
+        )
 
 
 # --------------------------------------------------------------------------- runs
@@ -143,8 +146,7 @@ def finish_run(
     values.update(
         finished=utcnow(), status=status, duration_seconds=round(duration, 3), message=message
     )
-    with transaction(db):
-        db["runs"].update(run_id, values)
+    db["runs"].update(run_id, values)
 
 
 # --------------------------------------------------------------------------- fetch log
