@@ -51,10 +51,17 @@ class RoutingTransport(httpx.BaseTransport):
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         target = self.routes.get(request.url.host)
-        if target is not None:
-            host, port = target
-            request.url = request.url.copy_with(scheme="http", host=host, port=port)
-        return self.inner.handle_request(request)
+        if target is None:
+            return self.inner.handle_request(request)
+        host, port = target
+        routed = httpx.Request(
+            request.method,
+            request.url.copy_with(scheme="http", host=host, port=port),
+            headers=request.headers,
+            stream=request.stream,
+            extensions=request.extensions,
+        )
+        return self.inner.handle_request(routed)
 
     def close(self) -> None:
         self.inner.close()
