@@ -86,8 +86,8 @@ def test_a_document_not_in_swedish_is_kept_but_not_annotated(first_run):
     foreign = list(db.query("SELECT id FROM documents WHERE language != 'sv'"))
     assert foreign, "the sample has an English press release"
     for row in foreign:
-        mentions = db.conn.execute("SELECT COUNT(*) FROM mentions WHERE document_id = ?", [row["id"]])
-        assert mentions.fetchone()[0] == 0
+        mentions = db["mentions"].count_where("document_id = ?", [row["id"]])
+        assert mentions == 0
 
 
 def test_mentions_point_at_their_text_in_the_document(first_run):
@@ -103,7 +103,7 @@ def test_mentions_point_at_their_text_in_the_document(first_run):
 def test_a_second_run_over_unchanged_sites_fetches_and_annotates_nothing_new(
     first_run, sample_config, server
 ):
-    batch, summary, db, work = first_run
+    batch, summary, _, work = first_run
     again = Batch(
         sample_config,
         db_path=work / "pipeline.db",

@@ -48,7 +48,7 @@ def db(tmp_path):
         id="kommun", name="Malmö stad", kind="news", hosts=("kommun.example",), recrawl_seconds=60
     )
     sync_sources(database, [source])
-    sync_themes(database, [SimpleNamespace(slug="nyanlanda", label="Nyanlända", description="")])
+    sync_themes(database, [SimpleNamespace(slug="nyanlanda", label="Nyanlända", definition="")])
     for url in (URL, URL + "?mirror=1", URL.replace(".html", "-2.html")):
         database["pages"].insert(
             {"url": url, "source_id": "kommun", "role": "document", "fetch_url": url,

@@ -90,8 +90,8 @@ def sync_sources(db: sqlite_utils.Database, sources: Iterable[Any]) -> None:
 
 
 def sync_themes(db: sqlite_utils.Database, themes: Iterable[Any]) -> None:
-    """Upsert the theme taxonomy (slug, label, description)."""
-    rows = [(t.slug, t.label, t.description) for t in themes]
+    """Upsert the theme taxonomy (slug, label, and its definition as the description)."""
+    rows = [(t.slug, t.label, t.definition) for t in themes]
     with transaction(db) as conn:
         conn.executemany(
             "INSERT INTO themes (slug, label, description) VALUES (?, ?, ?)"
