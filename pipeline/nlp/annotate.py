@@ -72,9 +72,13 @@ class Annotator:
     def annotate(
         self, texts: Sequence[str], languages: Sequence[str | None] | None = None
     ) -> list[Annotation]:
-        """Annotate ``texts``; those whose language is not Swedish get an empty annotation."""
+        """Annotate ``texts``; empty texts and texts not in Swedish get an empty annotation."""
         languages = languages if languages is not None else [None] * len(texts)
-        chosen = [i for i, lang in enumerate(languages) if lang in ANNOTATED_LANGUAGES]
+        chosen = [
+            i
+            for i, (text, lang) in enumerate(zip(texts, languages, strict=True))
+            if lang in ANNOTATED_LANGUAGES and text.strip()
+        ]
         selected = [texts[i] for i in chosen]
         entities = list(annotate(self.nlp, selected, batch_size=self.batch_size))
         themes = self.themes.predict(selected) if selected else []
