@@ -68,7 +68,12 @@ class Sentence:
     @property
     def text(self) -> str:
         """The sentence as running text, rebuilt from tokens and spacing."""
-        return "".join(t + (" " if s else "") for t, s in zip(self.tokens, self.spaces, strict=True))
+        return join_tokens(self.tokens, self.spaces)
+
+
+def join_tokens(tokens: Sequence[str], spaces: Sequence[bool]) -> str:
+    """Running text from tokens and their trailing-space flags (what ``Doc.text`` gives)."""
+    return "".join(t + (" " if s else "") for t, s in zip(tokens, spaces, strict=True))
 
 
 def io_spans(tags: Sequence[str]) -> list[tuple[int, int, str]]:
@@ -182,7 +187,7 @@ def read_webbnyheter(path: Path) -> Iterator[Sentence]:
                 tokens.append(token)
                 labels.append(_webbnyheter_label(tag, f"{path.name}:{number}"))
         spaces = guess_spaces(tokens)
-        text = "".join(t + (" " if s else "") for t, s in zip(tokens, spaces, strict=True))
+        text = join_tokens(tokens, spaces)
         yield Sentence(
             id=f"webbnyheter-{index:05d}",
             split_key=f"webbnyheter:{text}",
@@ -272,9 +277,8 @@ def to_doc(vocab: Any, sentence: Sentence) -> Doc:
 
 def evaluation_record(doc: Doc, sentence_id: str) -> dict[str, Any]:
     """The project's evaluation format: text plus PER/ORG/LOC character spans."""
-    entities = [
-        [ent.start_char, ent.end_char, ent.label_] for ent in doc.ents if ent.label_ in SCORED_LABELS
-    ]
+    scored = [ent for ent in doc.ents if ent.label_ in SCORED_LABELS]
+    entities = [[ent.start_char, ent.end_char, ent.label_] for ent in scored]
     return {"id": sentence_id, "text": doc.text, "entities": entities}
 
 
