@@ -128,6 +128,11 @@ CREATE TABLE IF NOT EXISTS entities (
     label TEXT NOT NULL,
     key TEXT NOT NULL,
     name TEXT NOT NULL,
+    aliases TEXT,
+    parent_id INTEGER REFERENCES entities(id),
+    latitude REAL,
+    longitude REAL,
+    municipality TEXT,
     mention_count INTEGER NOT NULL DEFAULT 0,
     document_count INTEGER NOT NULL DEFAULT 0,
     UNIQUE (label, key)
@@ -140,7 +145,9 @@ CREATE TABLE IF NOT EXISTS mentions (
     start INTEGER NOT NULL,
     "end" INTEGER NOT NULL,
     text TEXT NOT NULL,
-    label TEXT NOT NULL
+    label TEXT NOT NULL,
+    sentence TEXT,
+    role TEXT
 );
 CREATE INDEX IF NOT EXISTS mentions_document ON mentions(document_id);
 CREATE INDEX IF NOT EXISTS mentions_entity ON mentions(entity_id);
