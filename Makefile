@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test bench lint format clean
+.PHONY: run test bench lint format clean screenshots
 
 $(STAMP): pyproject.toml
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
@@ -19,6 +19,12 @@ run: $(STAMP)
 ## Run the test suite.
 test: $(STAMP)
 	$(BIN)/pytest -q
+
+## Browser tests in headless Chromium; their screenshots are copied to docs/screenshots/.
+screenshots: $(STAMP)
+	$(BIN)/pytest -q tests/test_browser.py
+	mkdir -p docs/screenshots
+	cp tests/artifacts/*.png docs/screenshots/
 
 ## Benchmarks; results are written under bench/results/.
 bench: $(STAMP)

@@ -3,15 +3,24 @@
 Stages run in order and each is restartable on its own: the crawl leaves pages due until their
 document is stored, and annotation picks up whatever documents are not yet annotated with the
 current models, so a batch killed anywhere is finished by the next one.
+
+Extraction and annotation run in worker processes (:mod:`pipeline.workers`) once there is enough
+work to repay starting them: the main process fetches the next pages and writes what the
+workers return, a few pages or chunks at a time in one transaction each. Results are written in
+the order the pages were fetched, so the outcome is the same as in a single process.
 """
 
 from __future__ import annotations
 
 import fcntl
 import os
+import sqlite3
+import threading
 import time
-from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections import Counter, deque
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future
+from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -21,15 +30,25 @@ import httpx
 import sqlite_utils
 
 from pipeline.config import REPO_ROOT, Source, SourcesConfig
-from pipeline.crawl.archive import WarcArchive
+from pipeline.crawl.archive import ArchiveError, WarcArchive
+from pipeline.crawl.discover import Link
 from pipeline.crawl.fetch import Fetcher, FetchResult
-from pipeline.crawl.frontier import CrawlCounts, Page, SourceCrawler
-from pipeline.extract import ExtractionError, extract
-from pipeline.nlp.annotate import Annotator
+from pipeline.crawl.frontier import (
+    CrawlCounts,
+    Page,
+    SourceCrawler,
+    due_pages,
+    enqueue,
+    needs_extraction,
+)
+from pipeline.extract import Extracted, ExtractionError, Listing, extract_page
+from pipeline.nlp.annotate import Annotator, model_versions
 from pipeline.nlp.themes import load_themes
 from pipeline.progress import Progress
 from pipeline.store.db import (
     RUN_COUNTERS,
+    PendingDocument,
+    count_pending_annotation,
     finish_run,
     open_db,
     pending_annotation,
@@ -40,16 +59,49 @@ from pipeline.store.db import (
     start_run,
     sync_sources,
     sync_themes,
+    transaction,
+)
+from pipeline.workers import (
+    AnnotateOutcome,
+    ExtractJob,
+    ExtractOutcome,
+    InlinePool,
+    Pool,
+    WorkerPool,
+    annotate_in_worker,
+    default_workers,
+    extract_in_worker,
+    run_annotation,
+    run_extraction,
 )
 
 DATA_DIR = REPO_ROOT / "data"
 DEFAULT_DB = DATA_DIR / "pipeline.db"
 DEFAULT_WARC_DIR = DATA_DIR / "warc"
-ANNOTATE_CHUNK = 128
+ANNOTATE_CHUNK = 32
+"""Documents per annotation job: small, so that every worker stays busy until the end."""
+PARALLEL_MIN = 48
+"""Fewer pages or documents than this are handled in this process: workers take seconds to
+start (and to load the models), which a handful of pages does not repay."""
+IN_FLIGHT_PER_WORKER = 3
+"""Pages or chunks handed out per worker ahead of the writes: enough to keep the workers busy
+while the main process writes, few enough to keep memory flat."""
 
 
 class BatchLockedError(RuntimeError):
     """Another batch holds the lock on this database."""
+
+
+class BatchStopped(Exception):
+    """Raised between two pages or annotation chunks once a stop was requested."""
+
+
+class BatchFailed(RuntimeError):
+    """The batch could not go on (disk full, a worker process died, the database failed); the
+    message says why. Everything stored before stays consistent and the next run resumes."""
+
+
+_OPERATIONAL_ERRORS = (ArchiveError, BrokenProcessPool, sqlite3.OperationalError, OSError)
 
 
 @contextmanager
@@ -89,6 +141,7 @@ class RunSummary:
     counts: dict[str, int]
     duration: float
     documents: int
+    status: str = "completed"
     entities: dict[str, int] = field(default_factory=dict)
     themes: dict[str, int] = field(default_factory=dict)
 
@@ -105,6 +158,8 @@ class Batch:
         annotator: Annotator | None = None,
         transport: httpx.BaseTransport | None = None,
         progress: Progress | None = None,
+        stop: threading.Event | None = None,
+        workers: int | None = None,
     ):
         self.config = config
         self.db_path = Path(db_path)
@@ -113,6 +168,14 @@ class Batch:
         self.transport = transport
         self.progress = progress or Progress(quiet=True)
         self.counts: Counter[str] = Counter()
+        # Set from a signal handler: the batch ends after the page or annotation chunk at hand,
+        # so a service manager's SIGTERM never waits for a whole crawl.
+        self.stop = stop or threading.Event()
+        # Processes for extraction and annotation; 1 keeps everything in this process.
+        self.workers = default_workers() if workers is None else max(1, workers)
+        # Seconds per stage of the last run, summed over processes (see docs/ARCHITECTURE.md).
+        self.timings: Counter[str] = Counter()
+        self._pool: WorkerPool | None = None
 
     @property
     def annotator(self) -> Annotator:
@@ -134,6 +197,8 @@ class Batch:
         sync_sources(db, self.config.sources)
         sync_themes(db, load_themes())
         started = time.monotonic()
+        self.counts = Counter()  # a Batch object may run more than once (the scheduler)
+        self.timings = Counter()
         run_id = start_run(db, [s.id for s in sources], os.getpid())
         crawl_counts = CrawlCounts()
         status, message = "failed", None
@@ -141,10 +206,19 @@ class Batch:
             self._crawl(db, run_id, sources, crawl_counts)
             self._annotate(db)
             status = "completed"
+        except BatchStopped:
+            status, message = "stopped", "stopped on request; the next run continues from here"
+        except _OPERATIONAL_ERRORS as exc:
+            message = f"{type(exc).__name__}: {exc}"
+            raise BatchFailed(
+                f"the batch stopped: {_describe(exc)}. Everything stored before is consistent; "
+                "the next run continues from there."
+            ) from exc
         except BaseException as exc:
             message = f"{type(exc).__name__}: {exc}"
             raise
         finally:
+            self._close_pool(cancel=status != "completed")
             self.counts.update({k: v for k, v in vars(crawl_counts).items() if v})
             finish_run(
                 db,
@@ -165,24 +239,46 @@ class Batch:
         ):
             crawler = SourceCrawler(db, run_id, fetcher, archive, counts, log=self.progress.log)
             for source in sources:
-                self.progress.stage(f"crawl {source.id}")
-                crawler.crawl(source, lambda s, p, r, f: self._store(db, s, p, r, f))
-                self.progress.done()
+                self._crawl_source(db, crawler, source)
+
+    def _crawl_source(
+        self, db: sqlite_utils.Database, crawler: SourceCrawler, source: Source
+    ) -> None:
+        """Discover, then fetch the due pages one by one, checking for a stop in between."""
+        self.progress.stage(f"discover {source.id}")
+        known = crawler.counts.discovered
+        crawler.discover(source)
+        self.progress.advance(crawler.counts.discovered - known)  # new pages found
+        self.progress.done()
+        pages = due_pages(db, source)
+        self.progress.stage(f"crawl {source.id}", len(pages))
+        for page in pages:
+            if self.stop.is_set():
+                raise BatchStopped
+            crawler.fetch_document(source, page, lambda s, p, r, f: self._store(db, s, p, r, f))
+            self.progress.advance()
+        self.progress.done()
 
     def _store(
         self, db: sqlite_utils.Database, source: Source, page: Page, result: FetchResult, fid: int
     ) -> None:
-        """Extract one fetched page and store it as a document (a per-page error never stops)."""
-        self.progress.advance()
+        """Extract one fetched page and store it as a document (a per-page error never stops).
+
+        A listing page (an archive or front page of teasers that matched the document pattern)
+        is not stored: its links go to the frontier and are fetched as documents when due.
+        """
         fetched_at = datetime.fromisoformat(result.fetched_at.replace("Z", "+00:00"))
         try:
-            extracted = extract(
+            extracted = extract_page(
                 result.text or "", result.final_url, source.selectors, fetched_at=fetched_at
             )
         except ExtractionError as exc:
             set_fetch_error(db, fid, f"extraction failed: {exc}")
             self.counts["failed"] += 1
             self.progress.log(f"{source.id}: {page.url}: extraction failed: {exc}")
+            return
+        if isinstance(extracted, Listing):
+            self.counts["discovered"] += enqueue(db, source, [Link(u) for u in extracted.links])
             return
         saved = save_document(
             db,
@@ -200,13 +296,15 @@ class Batch:
         pending = pending_annotation(db, ner, themes)
         self.progress.stage("annotate", len(pending))
         for start in range(0, len(pending), ANNOTATE_CHUNK):
+            if self.stop.is_set():
+                raise BatchStopped
             chunk = pending[start : start + ANNOTATE_CHUNK]
             results = annotator.annotate([d.text for d in chunk], [d.language for d in chunk])
             for document, annotation in zip(chunk, results, strict=True):
                 save_annotations(
                     db,
                     document,
-                    annotation.entities,
+                    annotation.mentions or annotation.entities,
                     [(t.theme, t.score, t.terms) for t in annotation.themes],
                     ner_model=ner,
                     themes_model=themes,
@@ -231,6 +329,7 @@ def summarize(db: sqlite_utils.Database, run_id: int) -> RunSummary:
         counts={key: int(run[key]) for key in RUN_COUNTERS},
         duration=float(run["duration_seconds"] or 0.0),
         documents=db["documents"].count,
+        status=str(run["status"]),
         entities={label: int(n) for label, n in entity_rows},
         themes={theme: int(n) for theme, n in theme_rows},
     )

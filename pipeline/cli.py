@@ -6,6 +6,7 @@ import json
 import os
 import sys
 from contextlib import nullcontext
+from datetime import datetime
 from pathlib import Path
 from typing import TextIO
 
@@ -135,6 +136,53 @@ def runs(db_path: Path, limit: int) -> None:
         click.echo(" ".join(f"{'' if v is None else v!s:>8}" for v in row))
 
 
+@cli.command()
+@click.option(
+    "--sources",
+    "sources_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=DEFAULT_SOURCES,
+    show_default=True,
+    help="Sources file.",
+)
+@db_option
+@click.option(
+    "--warc-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=DATA_DIR / "warc",
+    show_default=True,
+    help="Where raw responses are archived.",
+)
+@click.option("--once", is_flag=True, help="Run what is due now, then exit (for cron).")
+@click.option("--print-cron", is_flag=True, help="Print a crontab entry and exit.")
+@click.option("--print-systemd", is_flag=True, help="Print a systemd service unit and exit.")
+def schedule(
+    sources_path: Path,
+    db_path: Path,
+    warc_dir: Path,
+    once: bool,
+    print_cron: bool,
+    print_systemd: bool,
+) -> None:
+    """Run the batch on each source's re-crawl interval, in the foreground, until SIGTERM."""
+    import threading
+
+    from pipeline.batch import Batch
+    from pipeline.progress import Progress
+    from pipeline.schedule import cron_line, install_stop_handlers, run_schedule, systemd_unit
+
+    config = _load(sources_path)
+    if print_cron or print_systemd:
+        printer = cron_line if print_cron else systemd_unit
+        click.echo(printer(config, db_path, warc_dir), nl=False)
+        return
+    progress = Progress()
+    stop = threading.Event()
+    install_stop_handlers(stop, progress)
+    batch = Batch(config, db_path=db_path, warc_dir=warc_dir, progress=progress, stop=stop)
+    run_schedule(batch, once=once)
+
+
 @cli.group()
 def sources() -> None:
     """Inspect and validate the sources file."""
@@ -159,16 +207,28 @@ def sources_check(path: Path) -> None:
 @cli.command("extract")
 @click.argument("html_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--url", default=None, help="The page's URL (helps with relative links and rules).")
-def extract_command(html_file: Path, url: str | None) -> None:
-    """Extract title, date, author and main text from one saved HTML page, as JSON."""
+@click.option(
+    "--fetched-at",
+    type=click.DateTime(["%Y-%m-%d", "%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S"]),
+    default=None,
+    help="When the page was saved (Swedish time); resolves dates such as 'igår'.",
+)
+def extract_command(html_file: Path, url: str | None, fetched_at: datetime | None) -> None:
+    """Extract title, date, author and main text from one saved HTML page, as JSON.
+
+    A listing page (teasers of other pages) prints {"listing": true, "links": [...]}.
+    """
     from pipeline.crawl.fetch import decode_html
-    from pipeline.extract import ExtractionError, extract
+    from pipeline.extract import ExtractionError, Listing, extract_page
 
     html = decode_html(html_file.read_bytes())
     try:
-        result = extract(html, url)
+        result = extract_page(html, url, fetched_at=fetched_at)
     except ExtractionError as exc:
         _fail(f"{html_file}: {exc}")
+    if isinstance(result, Listing):
+        click.echo(json.dumps(result.to_dict(), ensure_ascii=False, indent=2))
+        return
     payload = {
         "title": result.title,
         "published": result.published,
@@ -179,6 +239,54 @@ def extract_command(html_file: Path, url: str | None) -> None:
     click.echo(json.dumps(payload, ensure_ascii=False, indent=2))
 
 
+@cli.command()
+@click.option(
+    "--stage",
+    type=click.Choice(["extract"]),
+    required=True,
+    help="What to run again over the stored responses.",
+)
+@click.option("--source", "only", multiple=True, help="Only this source id (repeatable).")
+@click.option(
+    "--sources",
+    "sources_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=DEFAULT_SOURCES,
+    help="Sources file with the selectors to use [default: corpus/sources.yaml].",
+)
+@db_option
+@click.option(
+    "--warc-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=DATA_DIR / "warc",
+    show_default=True,
+    help="Where the raw responses are archived.",
+)
+def reprocess(
+    stage: str, only: tuple[str, ...], sources_path: Path, db_path: Path, warc_dir: Path
+) -> None:
+    """Run a stage again over the archived responses, without fetching anything."""
+    from pipeline.batch import BatchLockedError
+    from pipeline.progress import Progress
+    from pipeline.reprocess import STAGES
+    from pipeline.reprocess import reprocess as run_again
+
+    _require_db(db_path)
+    config = _load(sources_path)
+    known = {s.id for s in config.sources}
+    unknown = [s for s in only if s not in known]
+    if unknown:
+        _fail(f"no source {unknown[0]!r} in {sources_path}")
+    try:
+        counts = run_again(
+            stage, db_path, warc_dir, config, source_ids=list(only) or None, progress=Progress()
+        )
+    except BatchLockedError as exc:
+        _fail(str(exc))
+    _, order = STAGES[stage]
+    click.echo(", ".join(f"{key} {counts.get(key, 0)}" for key in order))
+
+
 @cli.command("annotate-text")
 @click.argument("input_file", type=click.File("r", encoding="utf-8"), default="-")
 @click.option("--batch-size", default=256, show_default=True, help="Texts per model batch.")
@@ -186,7 +294,7 @@ def annotate_text(input_file: TextIO, batch_size: int) -> None:
     """Entities and themes for JSON lines {"id", "text"}; one JSON line out per line in."""
     from pipeline.nlp.annotate import Annotator
 
-    annotator = Annotator(batch_size=64)
+    annotator = Annotator(batch_size=64, link=False)
     batch: list[dict] = []
     for number, line in enumerate(input_file, start=1):
         if not line.strip():
@@ -285,13 +393,121 @@ def _print_scores(scores: dict, what: str) -> None:
 @click.option("-p", "--port", default=8001, show_default=True, type=int)
 @click.option("--public", is_flag=True, help="Read-only, no arbitrary SQL: safe to publish.")
 def serve(db_path: Path, host: str, port: int, public: bool) -> None:
-    """Explore the database in Datasette."""
-    from pipeline.serve.datasette import datasette_command
-    from pipeline.store.db import open_db
+    """Explore the database in Datasette (local: SQL allowed; --public: read-only)."""
+    from pipeline.serve.datasette import datasette_command, prepare_database
 
-    if not db_path.exists():
-        _fail(f"no database at {db_path}: run `pipeline run --sample` (or `make run`) first")
-    open_db(db_path).close()
+    _require_db(db_path)
+    prepare_database(db_path, public=public)
     command = datasette_command(db_path, host=host, port=port, public=public)
     click.echo(f"Datasette on http://{host}:{port}/ ({'public' if public else 'local'} mode)")
     os.execvp(command[0], command)
+
+
+def _require_db(db_path: Path) -> None:
+    if not db_path.exists():
+        _fail(f"no database at {db_path}: run `pipeline run --sample` (or `make run`) first")
+
+
+@cli.command()
+@click.argument("output_dir", type=click.Path(file_okay=False, path_type=Path))
+@db_option
+def publish(output_dir: Path, db_path: Path) -> None:
+    """Write a directory that serves the database in public mode (see its run.sh)."""
+    from pipeline.serve.publish import PublishError
+    from pipeline.serve.publish import publish as publish_directory
+
+    _require_db(db_path)
+    try:
+        written = publish_directory(db_path, output_dir)
+    except PublishError as exc:
+        _fail(str(exc))
+    click.echo(f"{len(written)} files written to {output_dir}; serve with: sh {output_dir}/run.sh")
+
+
+@cli.command("export")
+@db_option
+@click.option(
+    "--output",
+    "output",
+    type=click.File("w", encoding="utf-8"),
+    default="-",
+    show_default=True,
+    help="JSON-lines file to write, or - for standard output.",
+)
+def export_command(db_path: Path, output: TextIO) -> None:
+    """Documents as JSON lines: fields, text, entity mentions and themes."""
+    from pipeline.export import export_documents
+
+    _require_db(db_path)
+    count = export_documents(db_path, output)
+    click.echo(f"{count} documents exported", err=True)
+
+
+@cli.command("export-graph")
+@db_option
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(dir_okay=False, allow_dash=True, path_type=Path),
+    default=Path("entities.gexf"),
+    show_default=True,
+    help="File to write (.gexf or .graphml), or - for standard output.",
+)
+@click.option(
+    "--format",
+    "graph_format",
+    type=click.Choice(["gexf", "graphml"]),
+    default=None,
+    help="Graph format [default: from the file name, else gexf].",
+)
+@click.option(
+    "--label",
+    "labels",
+    type=click.Choice(["ORG", "PER", "LOC"]),
+    multiple=True,
+    help="Only entities with this label (repeatable) [default: all].",
+)
+@click.option("--min-documents", default=1, show_default=True, help="Weakest link to keep.")
+def export_graph_command(
+    db_path: Path,
+    output: Path,
+    graph_format: str | None,
+    labels: tuple[str, ...],
+    min_documents: int,
+) -> None:
+    """The network of entities named in the same documents, for Gephi (GEXF or GraphML)."""
+    from pipeline.graph import LABELS, export_graph, format_for
+
+    _require_db(db_path)
+    chosen = format_for(output, graph_format)
+    with click.open_file(str(output), "wb") as handle:
+        nodes, edges = export_graph(
+            db_path,
+            handle,
+            graph_format=chosen,
+            labels=labels or LABELS,
+            min_documents=min_documents,
+        )
+    where = "standard output" if str(output) == "-" else output
+    click.echo(f"{nodes} entities and {edges} links written to {where} ({chosen})", err=True)
+
+
+@cli.command()
+@db_option
+def relink(db_path: Path) -> None:
+    """Link the stored mentions to entities again (after editing corpus/gazetteer), without NER."""
+    from pipeline.batch import BatchLockedError, batch_lock
+    from pipeline.nlp.entities import relink as relink_documents
+    from pipeline.store.db import open_db
+
+    _require_db(db_path)
+    try:
+        with batch_lock(db_path):
+            db = open_db(db_path)
+            try:
+                count = relink_documents(db)
+            finally:
+                db.close()
+    except BatchLockedError as exc:
+        _fail(str(exc))
+    click.echo(f"{count} documents relinked")

@@ -433,6 +433,23 @@ def test_an_author_class_on_the_body_is_not_a_byline():
     assert result.text.startswith("En vräkning drabbar inte bara den som förlorar sin bostad.")
 
 
+def test_a_layout_wrapper_named_after_its_sidebar_is_not_a_sidebar():
+    # "has-sidebar" describes the wrapper of article and sidebar, which must not be dropped with
+    # the sidebar, even when the theme gives the headline an <h2>.
+    html = (
+        "<html><head><title>Grannar som möter grannar – Boforum Norr</title></head><body>"
+        '<div class="site-content has-sidebar"><div class="post">'
+        "<h2>Grannar som möter grannar</h2><p>I höstas började vi bjuda in till trapphusmöten"
+        " i Skönsberg, och nu har över hundra hushåll varit med på minst ett möte.</p></div>"
+        '<div class="sidebar-column"><p>Boforum Norr är ett nätverk för hyresgäster i Norrland'
+        " som vill påverka sitt boende.</p></div></div></body></html>"
+    )
+    result = extract(html)
+    assert result.title == "Grannar som möter grannar"
+    assert result.text.startswith("I höstas började vi bjuda in till trapphusmöten")
+    assert "nätverk för hyresgäster" not in result.text
+
+
 # --------------------------------------------------------------------------- selectors
 
 

@@ -9,6 +9,7 @@ interval, or a newer sitemap ``lastmod``).
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -45,6 +46,10 @@ class Page:
     etag: str | None
     last_modified: str | None
     failures: int
+    body_hash: str | None = None  # SHA-256 of the body last stored (``pages.content_hash``)
+
+
+_PAGE_COLUMNS = "url, fetch_url, etag, last_modified, failures, content_hash"
 
 
 @dataclass
@@ -54,6 +59,7 @@ class CrawlCounts:
     discovered: int = 0
     fetched: int = 0
     not_modified: int = 0
+    unchanged: int = 0  # fetched again (200) with the very same bytes: not extracted again
     gone: int = 0
     failed: int = 0
 
@@ -75,7 +81,9 @@ def enqueue(
 ) -> int:
     """Add links the source owns to the frontier; return how many were new.
 
-    A sitemap ``lastmod`` newer than the one stored makes a known page due again at once.
+    A URL that differs from a known page only by http/https is that page (sites link both and
+    serve the same document). A ``lastmod`` newer than the one stored makes a known page due
+    again at once, and brings a page marked gone back to life.
     """
     added = 0
     now = utcnow()
@@ -84,28 +92,55 @@ def enqueue(
             url = canonicalize(link.url)
             if role == "document" and not source.is_document(url):
                 continue
-            row = conn.execute("SELECT lastmod FROM pages WHERE url = ?", (url,)).fetchone()
+            lastmod = _utc_lastmod(link.lastmod)
+            row = conn.execute(
+                "SELECT url, lastmod FROM pages WHERE url IN (?, ?) ORDER BY url = ? DESC",
+                (url, _other_scheme(url), url),
+            ).fetchone()
             if row is None:
                 conn.execute(
                     "INSERT INTO pages (url, source_id, role, fetch_url, lastmod, first_seen)"
                     " VALUES (?, ?, ?, ?, ?, ?)",
-                    (url, source.id, role, link.url, link.lastmod, now),
+                    (url, source.id, role, link.url, lastmod, now),
                 )
                 added += 1
-            elif link.lastmod and (row[0] is None or link.lastmod > row[0]):
+            elif lastmod and (row[1] is None or lastmod > row[1]):
                 conn.execute(
-                    "UPDATE pages SET lastmod = ?, next_fetch = NULL WHERE url = ?",
-                    (link.lastmod, url),
+                    "UPDATE pages SET lastmod = ?, next_fetch = NULL, gone_since = NULL,"
+                    " failures = 0 WHERE url = ?",
+                    (lastmod, row[0]),
                 )
     return added
 
 
+def _other_scheme(url: str) -> str:
+    """``http://x/a`` ↔ ``https://x/a`` (a canonical URL always starts with one of them)."""
+    scheme, rest = url.split("://", 1)
+    return ("https" if scheme == "http" else "http") + "://" + rest
+
+
+def _utc_lastmod(value: str | None) -> str | None:
+    """A feed or sitemap date as UTC ``YYYY-MM-DDTHH:MM:SSZ``, so that stored values compare as
+    strings whatever offset or precision each discovery method wrote (a bare date is midnight
+    UTC)."""
+    if not value:
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return _at(moment)
+
+
 def due_pages(db: sqlite_utils.Database, source: Source, role: str = "document") -> list[Page]:
-    """Pages of ``source`` never fetched or whose next fetch time has come, oldest first."""
+    """Pages of ``source`` never fetched or whose next fetch time has come, in the order they
+    were discovered (so the first of several URLs for one text becomes the document)."""
     rows = db.conn.execute(
-        "SELECT url, fetch_url, etag, last_modified, failures FROM pages"
+        f"SELECT {_PAGE_COLUMNS} FROM pages"
         " WHERE source_id = ? AND role = ? AND gone_since IS NULL"
-        " AND (next_fetch IS NULL OR next_fetch <= ?) ORDER BY first_seen, url",
+        " AND (next_fetch IS NULL OR next_fetch <= ?) ORDER BY first_seen, rowid",
         (source.id, role, utcnow()),
     ).fetchall()
     return [Page(*row) for row in rows]
@@ -113,7 +148,7 @@ def due_pages(db: sqlite_utils.Database, source: Source, role: str = "document")
 
 def _page(db: sqlite_utils.Database, url: str) -> Page | None:
     row = db.conn.execute(
-        "SELECT url, fetch_url, etag, last_modified, failures FROM pages WHERE url = ?", (url,)
+        f"SELECT {_PAGE_COLUMNS} FROM pages WHERE url = ?", (url,)
     ).fetchone()
     return Page(*row) if row else None
 
@@ -128,7 +163,9 @@ def record_result(
         outcome = "not_modified" if result.not_modified else "ok"
         values: dict[str, Any] = {"failures": 0, "next_fetch": _at(now + interval)}
         if result.ok:
-            values.update(etag=result.etag, last_modified=result.last_modified)
+            values.update(
+                etag=result.etag, last_modified=result.last_modified, content_hash=body_hash(result)
+            )
     else:
         failures = page.failures + 1
         backoff = min(timedelta(minutes=5) * (2 ** (failures - 1)), MAX_BACKOFF, interval)
@@ -138,8 +175,24 @@ def record_result(
             values["gone_since"] = _at(now)
             outcome = "gone"
     values.update(last_fetched=_at(now), last_status=result.status)
-    db["pages"].update(page.url, values)
+    # Plain SQL, not sqlite-utils' update (which commits): the batch records several pages
+    # together with their documents in one transaction.
+    assignments = ", ".join(f"{column} = ?" for column in values)
+    with transaction(db) as conn:
+        conn.execute(
+            f"UPDATE pages SET {assignments} WHERE url = ?", (*values.values(), page.url)
+        )
     return outcome
+
+
+def body_hash(result: FetchResult) -> str:
+    """SHA-256 of a response body: the same bytes again need no new extraction."""
+    return hashlib.sha256(result.body).hexdigest()
+
+
+def needs_extraction(page: Page, result: FetchResult) -> bool:
+    """A successful fetch whose bytes differ from those stored last time."""
+    return result.ok and body_hash(result) != page.body_hash
 
 
 class SourceCrawler:
@@ -182,9 +235,10 @@ class SourceCrawler:
 
     def discover(self, source: Source) -> None:
         """Run every discovery method of the source and add what it finds to the frontier."""
+        sitemaps_seen: set[str] = set()
         for method in source.discover:
             try:
-                self._discover(source, method)
+                self._discover(source, method, sitemaps_seen)
             except DiscoveryError as exc:
                 self.counts.failed += 1
                 self.log(f"{source.id}: {method.method} {method.url}: {exc}")
@@ -197,19 +251,23 @@ class SourceCrawler:
         record_result(self.db, source, page, result)
         return result, fetch_id
 
-    def _discover(self, source: Source, method: Discovery) -> None:
+    def _discover(self, source: Source, method: Discovery, seen: set[str]) -> None:
         if method.method == "sitemap":
-            queue, seen = [method.url], set()
+            # An index answering 304 is not parsed, but its children may have changed: the
+            # child sitemaps seen on earlier runs are checked (conditionally) as well.
+            queue = [method.url, *self._known_sitemaps(source)]
             while queue and len(seen) < MAX_SITEMAPS:
                 url = queue.pop(0)
-                seen.add(url)
+                if canonicalize(url) in seen:
+                    continue
+                seen.add(canonicalize(url))
                 result, _ = self._discovery_page(source, url, "sitemap")
                 if not result.ok:
                     self._report(source, url, result)
                     continue
                 links, children = parse_sitemap(result.body, result.final_url)
                 self.counts.discovered += enqueue(self.db, source, links)
-                queue += [c for c in children if c not in seen and source.allows(c)]
+                queue += [c for c in children if source.allows(c)]
             return
         url: str | None = method.url
         pages = 0
@@ -228,6 +286,14 @@ class SourceCrawler:
                 url = url if url and source.allows(url) else None
             self.counts.discovered += enqueue(self.db, source, links)
 
+    def _known_sitemaps(self, source: Source) -> list[str]:
+        rows = self.db.conn.execute(
+            "SELECT fetch_url FROM pages WHERE source_id = ? AND role = 'sitemap'"
+            " AND gone_since IS NULL ORDER BY first_seen, url",
+            (source.id,),
+        )
+        return [row[0] for row in rows]
+
     def _report(self, source: Source, url: str, result: FetchResult) -> None:
         if result.not_modified:
             self.counts.not_modified += 1
@@ -235,20 +301,33 @@ class SourceCrawler:
         self.counts.failed += 1
         self.log(f"{source.id}: {url}: {result.error or f'HTTP {result.status}'}")
 
-    def crawl(self, source: Source, on_document: DocumentHandler) -> None:
-        """Discover, then fetch every due document page of ``source``."""
-        self.discover(source)
-        for page in due_pages(self.db, source):
-            result, fetch_id = self.fetch(source, page)
-            if result.ok:
-                # Store the document before the page is marked done: a batch killed in between
-                # finds the page still due and fetches it again.
-                on_document(source, page, result, fetch_id)
-            outcome = record_result(self.db, source, page, result)
-            if outcome == "ok":
-                self.counts.fetched += 1
-            elif outcome == "not_modified":
-                self.counts.not_modified += 1
-            else:
-                setattr(self.counts, outcome, getattr(self.counts, outcome) + 1)
-                self.log(f"{source.id}: {page.url}: {result.error or f'HTTP {result.status}'}")
+    def fetch_document(self, source: Source, page: Page, on_document: DocumentHandler) -> str:
+        """Fetch one due document page, hand a changed body to ``on_document``, record the
+        outcome ('ok', 'unchanged', 'not_modified', 'gone' or 'failed') and return it.
+
+        A 304, or a 200 carrying exactly the bytes stored last time (servers without
+        validators), costs no extraction.
+        """
+        result, fetch_id = self.fetch(source, page)
+        if needs_extraction(page, result):
+            # Store the document before the page is marked done: a batch killed in between
+            # finds the page still due and fetches it again.
+            on_document(source, page, result, fetch_id)
+        return self.record_document(source, page, result)
+
+    def record_document(self, source: Source, page: Page, result: FetchResult) -> str:
+        """The second half of :meth:`fetch_document`, for callers that store the document
+        later (the batch extracts in worker processes): record and count the outcome."""
+        same_bytes = result.ok and body_hash(result) == page.body_hash
+        outcome = record_result(self.db, source, page, result)
+        if outcome == "ok":
+            self.counts.fetched += 1
+            if same_bytes:
+                outcome = "unchanged"
+                self.counts.unchanged += 1
+        elif outcome == "not_modified":
+            self.counts.not_modified += 1
+        else:
+            setattr(self.counts, outcome, getattr(self.counts, outcome) + 1)
+            self.log(f"{source.id}: {page.url}: {result.error or f'HTTP {result.status}'}")
+        return outcome

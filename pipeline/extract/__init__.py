@@ -1,10 +1,16 @@
 """Extraction: from one fetched HTML page to title, date, author, contacts and main text.
 
-:func:`extract` is the single entry point used by the batch and the CLI. It parses the page
-once, removes page furniture once (:mod:`.page`), and then asks one module per concern:
-:mod:`.contacts`, :mod:`.metadata` (title, author, kind, language), :mod:`.dates` and
-:mod:`.text`. The contact block and the byline are cut out of the tree once they have been read,
-before the main text is taken, so that neither ends up in the text.
+:func:`extract_page` is the entry point of the batch, the CLI and re-extraction: it first asks
+:mod:`.listing` whether the page is a listing of teasers (a blog front page, an archive) and
+returns its links as a :class:`Listing`, and otherwise the document as :class:`Extracted`.
+:func:`extract` skips that question, for callers that know they hold a document.
+
+The page is parsed once and cleaned in steps (:mod:`.page`): invisible elements, then teaser
+boxes of other posts, then furniture (navigation, banners, share and comment boxes), and side
+columns only once the contacts, date and author have been read from the page. One module per
+concern answers: :mod:`.contacts`, :mod:`.metadata` (title, author, kind, language),
+:mod:`.dates` and :mod:`.text`. The contact block and the byline are cut out of the tree once
+they have been read, before the main text is taken, so that neither ends up in the text.
 """
 
 from __future__ import annotations
@@ -14,10 +20,13 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
+from lxml.html import HtmlElement
+
 from pipeline.config import Selectors
-from pipeline.extract import dates, metadata, page, text
+from pipeline.extract import dates, listing, metadata, page, text
 from pipeline.extract.contacts import Contact, extract_contacts
 from pipeline.extract.dates import STOCKHOLM, DateValue, find_date, parse_swedish_date
+from pipeline.extract.listing import Listing
 from pipeline.extract.page import ExtractionError
 
 __all__ = [
@@ -25,7 +34,9 @@ __all__ = [
     "DateValue",
     "Extracted",
     "ExtractionError",
+    "Listing",
     "extract",
+    "extract_page",
     "find_date",
     "parse_swedish_date",
 ]
@@ -56,6 +67,27 @@ class Extracted:
         return dataclasses.asdict(self)
 
 
+def extract_page(
+    html: str,
+    url: str | None = None,
+    selectors: Selectors | None = None,
+    *,
+    fetched_at: datetime | None = None,
+) -> Extracted | Listing:
+    """A listing page's links, or else the document (see :func:`extract`).
+
+    A page where the source's ``body`` selector finds text is a document whatever teasers
+    it shows: what a person looked up for the site beats the heuristic.
+    """
+    root = page.parse_html(html)
+    page.drop_invisible(root)
+    teasers = listing.find_teasers(root, url)
+    found = listing.as_listing(root, url, teasers, selectors)
+    if found is not None:
+        return found
+    return _document(root, teasers, url, selectors, fetched_at)
+
+
 def extract(
     html: str,
     url: str | None = None,
@@ -63,16 +95,28 @@ def extract(
     *,
     fetched_at: datetime | None = None,
 ) -> Extracted:
-    """Extract one page; raise :class:`ExtractionError` when it holds no text at all.
+    """Extract one page as a document; raise :class:`ExtractionError` when it holds no text.
 
     ``fetched_at`` anchors relative dates ("igår") and rules out dates after the fetch; a naive
     datetime is taken as Swedish time. Without it, relative dates are left unresolved.
     """
+    root = page.parse_html(html)
+    page.drop_invisible(root)
+    return _document(root, listing.find_teasers(root, url), url, selectors, fetched_at)
+
+
+def _document(
+    root: HtmlElement,
+    teasers: listing.TeaserGroups,
+    url: str | None,
+    selectors: Selectors | None,
+    fetched_at: datetime | None,
+) -> Extracted:
     selectors = selectors or Selectors()
     today = _local_date(fetched_at)
-    root = page.parse_html(html)
     declared = page.declared_language(root)
-    page.clean(root)
+    listing.drop_teasers(root, teasers, selectors)
+    page.drop_boilerplate(page.body_of(root))
     # Contacts first: a source may list its contact box under ``remove`` to keep it out of the
     # text, and the names in it must not be mistaken for the author.
     contacts = extract_contacts(root)
@@ -84,6 +128,9 @@ def extract(
     kind = metadata.find_kind(root, selectors)
     if byline is not None:
         page.remove(byline)
+    # Side columns go only now: they hold no text of the document, but a theme may show the
+    # date or the author there.
+    page.drop_sidebars(root)
 
     body = text.main_text(root, selectors, url=url, title=title, today=today)
     where = f" at {url}" if url else ""

@@ -205,19 +205,29 @@ def parse_contact_lines(lines: list[str]) -> list[Contact]:
 
     A new person starts at each line that is a name; the first other text line after a name is
     the role ("Presschef, Hyresgästföreningen" gives a role and an organisation), the next one
-    the organisation. Text before any name is the organisation of a switchboard-style entry.
+    the organisation. Text before any name is the organisation of a switchboard-style entry,
+    and so is a text line after a person whose role and number or address are already known
+    (a press office listed below the press officer). A heading word right after a name is that
+    person's role ("Petter Lund / Presskontakt").
     """
     people: list[Contact] = []
     draft = _Draft()
     for raw in lines:
         line = raw.strip(" ,;.")
-        if not line or _HEADING.match(line) or _URL.match(line):
+        if not line or _URL.match(line):
+            continue
+        if _HEADING.match(line):
+            if draft.name and draft.role is None:
+                draft.role = line
             continue
         email = _EMAIL.search(line)
         phone = find_phone(line)
         rest = _without_details(line, email.group() if email else None, phone)
         name, remainder = _split_name(rest) if rest else (None, "")
-        if name and name != draft.name and (draft.name or draft.reachable()):
+        complete = draft.name and draft.role is not None and draft.reachable()
+        if (name and name != draft.name and (draft.name or draft.reachable())) or (
+            not name and remainder and complete
+        ):
             _flush(draft, people)
             draft = _Draft()
         draft.name = name or draft.name
@@ -246,7 +256,11 @@ def _split_name(text: str) -> tuple[str | None, str]:
     rest = text[len(name) :].strip(" ,;:–-")
     if rest and not text[len(name) :].lstrip().startswith((",", "(", "–", "-")):
         return None, text
-    return name, rest
+    return name, _PARTY.sub("", rest).strip(" ,;:–-")
+
+
+#: A politician's party after the name ("Anders Ekström (S), kommunstyrelsens ordförande").
+_PARTY = re.compile(r"^\((?:S|M|V|C|L|KD|MP|SD)\)")
 
 
 def _add_text(draft: _Draft, text: str) -> None:

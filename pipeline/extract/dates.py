@@ -457,9 +457,12 @@ def _meta_dates(tree: HtmlElement) -> Iterator[DateValue]:
                 yield value
 
 
+#: ``<time>``, microdata, and hAtom's ``<abbr class="published" title="2021-03-18T20:15+01:00">``
+#: (Blogger, old WordPress themes), whose visible text is often only the time of day.
 _ELEMENT_DATES = (
     ".//time | .//*[@itemprop='datePublished' or @itemprop='dateModified' "
-    "or @itemprop='dateCreated']"
+    "or @itemprop='dateCreated'] | .//*[@title][contains(concat(' ', @class, ' '), ' published ')"
+    " or contains(concat(' ', @class, ' '), ' updated ')]"
 )
 
 
@@ -468,8 +471,13 @@ def _element_dates(tree: HtmlElement, title: HtmlElement | None) -> Iterator[Dat
     root = page.article_root(tree, title)
     distance = _distance_from(root, title)
     for element in sorted(root.xpath(_ELEMENT_DATES), key=distance):
-        raw = element.get("datetime") or element.get("content") or page.element_text(element)
-        value = parse_machine_date(raw, _element_kind(element)) if raw else None
+        kind = _element_kind(element)
+        raw = element.get("datetime") or element.get("content")
+        value = parse_machine_date(raw, kind) if raw else None
+        if value is None and element.get("title"):
+            value = parse_machine_date(element.get("title"), kind)
+        if value is None and page.element_text(element):
+            value = parse_machine_date(page.element_text(element), kind)
         if value:
             yield value
 

@@ -109,8 +109,14 @@ _NOT_A_NAME_ENDING = re.compile(
 _NAME = r"[A-ZÅÄÖÉ][\w'’.-]*(?:\s+(?:(?:af|von|de|van|der)\s+)?[A-ZÅÄÖÉ][\w'’.-]*){1,3}"
 _BYLINE = re.compile(
     r"^(?i:(?:(?:skriven|skrivet|publicerad|publicerat|text|inlägg|debattartikel|krönika|"
-    r"artikel|replik)\s+)?(?:av|by|text|skribent|författare)\s*:?\s+(?:[a-zåäö-]+\s+){0,3}?)"
+    r"artikel|replik|tal)\s+)?(?:av|by|text|skribent|författare|"
+    r"(?:text|foto|bild)\s+(?:och|&)\s+(?:text|foto|bild))\s*:?\s+(?:[a-zåäö-]+\s+){0,3}?)"
     rf"(?P<name>{_NAME})"
+)
+#: Class tokens of byline elements in page builders and themes ("elementor-post-info__item
+#: --type-author", "c-article__byline", "post-writer").
+_BYLINE_CLASS = re.compile(
+    r"(?:^|[-_])(?:author|byline|writer|forfattare|skribent)(?:[-_]name)?$", re.IGNORECASE
 )
 _BYLINE_SELECTORS = (
     "[rel~='author']",
@@ -164,11 +170,17 @@ def _byline_elements(root: HtmlElement, title: HtmlElement | None) -> list[HtmlE
 
     Size matters: WordPress puts ``author`` in the ``<body>`` class of author archives.
     """
+    candidates = [e for selector in _BYLINE_SELECTORS for e in page.select(root, selector)]
+    candidates += [
+        e
+        for e in page.body_of(root).iter()
+        if isinstance(e, HtmlElement)
+        and any(_BYLINE_CLASS.search(token) for token in (e.get("class") or "").split())
+    ]
     found: list[HtmlElement] = []
-    for selector in _BYLINE_SELECTORS:
-        for element in page.select(root, selector):
-            if element not in found and len(page.element_text(element)) <= _BYLINE_MAX_CHARS:
-                found.append(element)
+    for element in candidates:
+        if element not in found and len(page.element_text(element)) <= _BYLINE_MAX_CHARS:
+            found.append(element)
     order = {element: index for index, element in enumerate(root.iter())}
     origin = order.get(title, 0)
     return sorted(found, key=lambda e: abs(order.get(e, 0) - origin))
@@ -280,7 +292,8 @@ def find_kind(root: HtmlElement, selectors: Selectors | None = None) -> str | No
     """The document kind when the page states it: a short label near the title, then metadata.
 
     "Pressmeddelande" → ``press_release``, "Debattartikel" → ``opinion``, "Nyhet" → ``news``,
-    "Blogginlägg" → ``blog_post``; ``DC.type`` and JSON-LD ``BlogPosting`` are used after that.
+    "Blogginlägg" → ``blog_post``; ``DC.type``, then JSON-LD and microdata ``BlogPosting`` are
+    used after that.
     """
     title = page.title_element(root, selectors)
     for block in _blocks_near(root, title, radius=4):
@@ -296,6 +309,10 @@ def find_kind(root: HtmlElement, selectors: Selectors | None = None) -> str | No
         for value in _types(obj):
             if value in _JSON_LD_KINDS:
                 return _JSON_LD_KINDS[value]
+    for element in root.iterfind(".//*[@itemtype]"):
+        value = (element.get("itemtype") or "").rstrip("/").rsplit("/", 1)[-1].lower()
+        if value in _JSON_LD_KINDS:
+            return _JSON_LD_KINDS[value]
     return None
 
 

@@ -15,6 +15,7 @@ import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from functools import lru_cache
+from urllib.parse import urlsplit
 
 from cssselect import SelectorError
 from lxml import etree
@@ -109,9 +110,22 @@ _BOILERPLATE_TAGS = ("nav", "form", "menu")
 #: Headers and footers are site chrome only outside the article: inside it, ``<header>`` holds
 #: the headline, date and byline that the metadata finders need.
 _CHROME_TAGS = ("header", "footer")
-#: A class or id token that ends in "header"/"footer" ("site-footer", "newsroom-header"), not a
-#: BEM part of one ("material-header__meta" is the article's date line).
-_CHROME_TOKEN = re.compile(r"(?:^|[\s])(?:[\w-]*[-_])?(?:header|footer)(?=\s|$)")
+#: A class or id token that ends in "header"/"footer" ("site-footer", "newsroom-header"), or in
+#: the short and Swedish forms ("page-foot", "sidfot"), not a BEM part of one
+#: ("material-header__meta" is the article's date line).
+_CHROME_TOKEN = re.compile(
+    r"(?:^|[\s])(?:[\w-]*[-_])?(?:header|footer|foot|sidfot|sidhuvud)(?=\s|$)"
+)
+#: Side columns: never the document, but they hold contact boxes, so they are removed only after
+#: the contacts have been read (:func:`drop_sidebars`). A class token names one when one of its
+#: parts is a sidebar word ("column-aside", "blog-sidebar-wrapper"), unless it is a layout
+#: modifier of the page ("has-sidebar", "right-sidebar": the wrapper of article and sidebar).
+_SIDEBAR_WORDS = frozenset(("sidebar", "aside", "sidospalt", "hogerspalt", "högerspalt"))
+_LAYOUT_MODIFIERS = frozenset(("has", "no", "with", "without", "is", "left", "right", "full"))
+#: Elements that stand for one entry as ``<article>`` does: hAtom ``hentry`` (Blogger and old
+#: WordPress themes) and schema.org microdata for articles and blog posts.
+_ENTRY_CLASS = re.compile(r"(?:^|\s)h-?entry(?:\s|$)")
+_ENTRY_ITEMTYPE = re.compile(r"schema\.org/(?:\w*Article|BlogPosting|Report)\b", re.IGNORECASE)
 
 #: Headings that introduce a box of links to other pages rather than a part of the document.
 _BOILERPLATE_HEADING = re.compile(
@@ -257,12 +271,6 @@ def remove(element: HtmlElement) -> None:
 # --------------------------------------------------------------------------- cleaning
 
 
-def clean(root: HtmlElement) -> None:
-    """Remove invisible elements and generic page furniture."""
-    _drop_invisible(root)
-    drop_boilerplate(body_of(root))
-
-
 def remove_selected(root: HtmlElement, selectors: Iterable[str]) -> None:
     """Remove the elements a source lists under ``selectors.remove``."""
     for selector in selectors:
@@ -270,7 +278,8 @@ def remove_selected(root: HtmlElement, selectors: Iterable[str]) -> None:
             remove(element)
 
 
-def _drop_invisible(root: HtmlElement) -> None:
+def drop_invisible(root: HtmlElement) -> None:
+    """Empty scripts (JSON-LD stays) and remove what a browser would not show."""
     for script in root.iter("script"):
         if "ld+json" not in (script.get("type") or "").lower():
             script.text = None
@@ -300,7 +309,7 @@ def drop_boilerplate(container: HtmlElement) -> None:
     stack = [c for c in reversed(container) if isinstance(c, HtmlElement)]
     while stack:
         element = stack.pop()
-        if _is_furniture(element) and not _protected(element, total, _is_semantic(element)):
+        if removable_furniture(element, total):
             remove(element)
             continue
         stack.extend(c for c in reversed(element) if isinstance(c, HtmlElement))
@@ -312,15 +321,61 @@ def drop_boilerplate(container: HtmlElement) -> None:
             _remove_section(heading, total)
 
 
-def _is_furniture(element: HtmlElement) -> bool:
+def is_furniture(element: HtmlElement) -> bool:
+    """Whether ``element`` is page furniture by its tag, role, class or id.
+
+    A ``<footer>`` inside a quote or figure is the quote's attribution, and headers and footers
+    inside the document are its own header and footer; neither is site chrome.
+    """
     if element.tag in _BOILERPLATE_TAGS or (element.get("role") or "") in _BOILERPLATE_ROLES:
         return True
     marks = classes_and_id(element)
     if any(marker in marks for marker in _BOILERPLATE_MARKERS):
         return True
     if element.tag in _CHROME_TAGS or _CHROME_TOKEN.search(marks):
-        return not _has_ancestor(element, ("article", "main"))
+        return not _has_ancestor(element, ("article", "main", "blockquote", "figure"))
     return False
+
+
+def removable_furniture(element: HtmlElement, total_chars: int) -> bool:
+    """Whether :func:`drop_boilerplate` removes ``element`` from a page of ``total_chars``."""
+    return is_furniture(element) and not _protected(element, total_chars, _is_semantic(element))
+
+
+def drop_sidebars(root: HtmlElement) -> None:
+    """Remove side columns (see :func:`is_sidebar`) that do not hold the document.
+
+    Called after the contact box, date and byline have been read: press rooms put the contact
+    box in the sidebar, and some themes the date.
+    """
+    body = body_of(root)
+    total = max(len(element_text(body)), 1)
+    stack = [c for c in reversed(body) if isinstance(c, HtmlElement)]
+    while stack:
+        element = stack.pop()
+        if is_sidebar(element) and not _protected(element, total):
+            remove(element)
+            continue
+        stack.extend(c for c in reversed(element) if isinstance(c, HtmlElement))
+
+
+def is_sidebar(element: HtmlElement) -> bool:
+    """A side column: sidebar-classed, ``role="complementary"``, or an ``<aside>`` outside the
+    document (an ``<aside>`` inside an ``<article>`` is usually the article's fact box)."""
+    if element.get("role") == "complementary" or any(
+        _is_sidebar_token(token) for token in classes_and_id(element).split()
+    ):
+        return True
+    return element.tag == "aside" and not _has_ancestor(element, ("article",))
+
+
+def _is_sidebar_token(token: str) -> bool:
+    if "widget-area" in token:
+        return True
+    parts = [part for part in re.split(r"[-_]+", token) if part]
+    return (
+        bool(parts) and parts[0] not in _LAYOUT_MODIFIERS and not _SIDEBAR_WORDS.isdisjoint(parts)
+    )
 
 
 def _is_semantic(element: HtmlElement) -> bool:
@@ -333,12 +388,14 @@ def _is_semantic(element: HtmlElement) -> bool:
 
 
 def _protected(element: HtmlElement, total_chars: int, semantic: bool = False) -> bool:
-    if element.tag in ("html", "body", "main", "article", "h1"):
+    if element.tag in ("html", "body", "main", "article", "h1") or is_entry(element):
         return True
     for tag in ("h1", "article", "main"):
         if element.find(f".//{tag}") is not None:
             return True
     if element.find(".//*[@role='main']") is not None:
+        return True
+    if any(is_entry(e) for e in element.iterdescendants() if isinstance(e, HtmlElement)):
         return True
     return not semantic and len(element_text(element)) > 0.4 * total_chars
 
@@ -455,23 +512,22 @@ def meta_content(root: HtmlElement, *names: str) -> str | None:
 def title_element(root: HtmlElement, selectors: Selectors | None = None) -> HtmlElement | None:
     """The element holding the document's title: the source's selector, else the best ``<h1>``.
 
-    An ``<h1>`` that holds the site's name or logo (old WordPress themes) is not a title. With
-    several ``<h1>``, the one inside ``<article>``/``<main>`` wins, then the one whose text also
-    appears in ``<title>``.
+    An ``<h1>`` that holds the site's name or logo (old WordPress themes, Blogger) is not a title.
+    With several ``<h1>``, the one inside ``<article>``/``<main>`` wins, then the one whose text
+    also appears in ``<title>``. Without a usable ``<h1>``, the ``<h2>``/``<h3>`` that the page's
+    ``og:title`` or ``<title>`` names is the title (older sites use ``<h2>`` for headlines).
     """
     chosen = select(root, selectors.title if selectors else None)
     if chosen and element_text(chosen[0]):
         return chosen[0]
     site_name = (meta_content(root, "og:site_name") or "").lower()
     headings = [
-        h
-        for h in body_of(root).iter("h1")
-        if element_text(h)
-        and element_text(h).lower() != site_name
-        and not re.search(r"site-title|logo", classes_and_id(h))
+        h for h in body_of(root).iter("h1") if element_text(h) and not _names_the_site(h, site_name)
     ]
-    if len(headings) <= 1:
-        return headings[0] if headings else None
+    if not headings:
+        return _heading_named_in_head(root)
+    if len(headings) == 1:
+        return headings[0]
     inside = [h for h in headings if _has_ancestor(h, ("article", "main"))]
     if inside:
         return inside[0]
@@ -480,8 +536,50 @@ def title_element(root: HtmlElement, selectors: Selectors | None = None) -> Html
     return (matching or headings)[0]
 
 
+def _names_the_site(heading: HtmlElement, site_name: str) -> bool:
+    """An ``<h1>`` with the site's name, a logo, or only a link to the front page."""
+    text = element_text(heading)
+    if text.lower() == site_name or re.search(r"site-title|logo", classes_and_id(heading)):
+        return True
+    links = heading.findall(".//a")
+    if len(links) != 1 or element_text(links[0]) != text:
+        return False
+    return urlsplit(links[0].get("href") or "").path in ("", "/")
+
+
+_HEAD_TITLE_SEPARATOR = re.compile(r"\s+[|–—\-·»]\s+|:\s+")
+
+
+def _heading_named_in_head(root: HtmlElement) -> HtmlElement | None:
+    """The first ``<h2>``/``<h3>`` whose text is the ``og:title`` or a part of ``<title>``."""
+    page_title = normalize_space(root.findtext(".//title") or "").replace("\n", " ")
+    names = {page_title.lower(), *(p.lower() for p in _HEAD_TITLE_SEPARATOR.split(page_title))}
+    names.add((meta_content(root, "og:title", "twitter:title") or "").lower())
+    names.discard("")
+    for heading in body_of(root).iter("h2", "h3"):
+        if element_text(heading).lower() in names:
+            return heading
+    return None
+
+
+def is_entry(element: HtmlElement) -> bool:
+    """An element that stands for one article without being an ``<article>`` (hAtom, microdata)."""
+    return bool(
+        _ENTRY_CLASS.search(element.get("class") or "")
+        or _ENTRY_ITEMTYPE.search(element.get("itemtype") or "")
+    )
+
+
 def _has_ancestor(element: HtmlElement, tags: Iterable[str]) -> bool:
-    return any(a.tag in tags or a.get("role") == "main" for a in element.iterancestors())
+    """Whether an ancestor has one of ``tags``; ``role="main"`` and entries count as
+    ``main`` and ``article``."""
+    tags = set(tags)
+    for ancestor in element.iterancestors():
+        if ancestor.tag in tags or (ancestor.get("role") == "main" and "main" in tags):
+            return True
+        if "article" in tags and is_entry(ancestor):
+            return True
+    return False
 
 
 def article_root(root: HtmlElement, title: HtmlElement | None) -> HtmlElement:

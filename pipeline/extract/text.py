@@ -4,9 +4,14 @@ A cascade, most specific first:
 
 1. the source's ``selectors.body`` (what a person looked up for that site beats any heuristic);
 2. ``trafilatura`` in precision mode, asked for XML so that headings and list items stay
-   separate paragraphs, with the headings it sometimes drops put back (it loses interview
-   questions on Sitevision pages);
-3. the element with the most ``<p>`` text, for pages trafilatura gives up on.
+   separate paragraphs. Its paragraphs are then aligned with the page's own blocks, and what
+   precision mode drops from inside the article is put back: headings (interview questions on
+   Sitevision pages), lists and tables between two kept paragraphs, and a lead paragraph that
+   sits in its own container between the headline and the body (Sitevision portlets, agency
+   templates);
+3. the element with the most ``<p>`` text, for pages trafilatura gives up on, and for pages
+   where most of its output matches no block of the page: it has then merged the navigation
+   and the article of a table layout into one run of text.
 
 Whatever the source, the paragraphs then go through the same filter, which drops what generic
 extractors keep: the title repeated, date and "Pressmeddelande" lines, "Dela"/"Läs mer" links,
@@ -36,6 +41,13 @@ log = logging.getLogger(__name__)
 _SHORT_TEXT = 200
 #: A heading is matched to the paragraph after it by this much of its text, at least.
 _PREFIX_MATCH = 20
+#: Below this share of trafilatura's characters found verbatim in the page's blocks, its output
+#: is a merge of regions rather than the article, and the largest block of paragraphs is used.
+_MIN_ALIGNED = 0.5
+_CELL_TAGS = frozenset(("td", "th"))
+#: A lead is a full sentence or more; shorter lines between headline and body are metadata.
+_LEAD_MIN_CHARS = 80
+_NOT_LEAD = re.compile(r"caption|bildtext|credit|byline|author|meta|date|datum|share|tag")
 
 
 def main_text(
@@ -49,7 +61,7 @@ def main_text(
     """Paragraphs of the main text joined by blank lines; ``""`` when there is none."""
     paragraphs = _from_selector(root, selectors)
     if not paragraphs:
-        paragraphs = _from_trafilatura(root, url)
+        paragraphs = _from_trafilatura(root, url, selectors)
         if sum(len(p) for p in paragraphs) < _SHORT_TEXT:
             fallback = _from_largest_block(root)
             if sum(len(p) for p in fallback) > sum(len(p) for p in paragraphs):
@@ -74,7 +86,24 @@ def _from_selector(root: HtmlElement, selectors: Selectors | None) -> list[str]:
 # --------------------------------------------------------------------------- 2. trafilatura
 
 
-def _from_trafilatura(root: HtmlElement, url: str | None) -> list[str]:
+def _from_trafilatura(
+    root: HtmlElement, url: str | None, selectors: Selectors | None = None
+) -> list[str]:
+    """trafilatura's paragraphs, repaired against the page (see the module docstring)."""
+    paragraphs = _trafilatura_paragraphs(root, url)
+    if not paragraphs:
+        return []
+    blocks = page.blocks(page.body_of(root))
+    positions = _align(paragraphs, blocks)
+    matched = sum(len(p) for p, at in zip(paragraphs, positions, strict=True) if at is not None)
+    if matched < _MIN_ALIGNED * sum(len(p) for p in paragraphs):
+        return _from_largest_block(root) or paragraphs
+    paragraphs, positions = _restore_lead(root, selectors, paragraphs, positions, blocks)
+    paragraphs = _fill_gaps(paragraphs, positions, blocks)
+    return _restore_headings(root, paragraphs)
+
+
+def _trafilatura_paragraphs(root: HtmlElement, url: str | None) -> list[str]:
     try:
         xml = trafilatura.extract(
             copy.deepcopy(root),
@@ -100,7 +129,156 @@ def _from_trafilatura(root: HtmlElement, url: str | None) -> list[str]:
     paragraphs: list[str] = []
     for element in main if main is not None else ():
         _convert(element, paragraphs)
-    return _restore_headings(root, [p for p in paragraphs if p])
+    return [p for p in paragraphs if p]
+
+
+def _align(paragraphs: list[str], blocks: list[page.Block]) -> list[int | None]:
+    """For each paragraph, the index of the page block it came from, in document order.
+
+    A table row ("cell | cell") is matched by its first cell. A paragraph that matches no
+    block (trafilatura merged or split blocks) gets ``None``.
+    """
+    positions: list[int | None] = []
+    start = 0
+    for paragraph in paragraphs:
+        flat = paragraph.replace("\n", " ")
+        found = None
+        for index in range(start, len(blocks)):
+            block = blocks[index]
+            if block.text == flat or (
+                block.tag in _CELL_TAGS and flat.startswith(block.text + " |")
+            ):
+                found = index
+                break
+        positions.append(found)
+        if found is not None:
+            start = found + 1
+    return positions
+
+
+def _fill_gaps(
+    paragraphs: list[str], positions: list[int | None], blocks: list[page.Block]
+) -> list[str]:
+    """Put back headings, list items and tables that lie between two kept paragraphs.
+
+    Only structure inside one region of the page counts (the two paragraphs share an ancestor
+    below ``<body>``), and a list item that is nothing but a link is navigation, not text.
+    """
+    body = blocks[0].element.getroottree().getroot().find("body") if blocks else None
+    kept_tables = {_table_of(blocks[at]) for at in positions if at is not None} - {None}
+    out: list[str] = []
+    previous: int | None = None
+    for paragraph, at in zip(paragraphs, positions, strict=True):
+        if at is not None and previous is not None and at - previous > 1:
+            region = _common_ancestor(blocks[previous].element, blocks[at].element)
+            if region is not None and region is not body:
+                out.extend(_structure(blocks[previous + 1 : at], kept_tables))
+        out.append(paragraph)
+        if at is not None:
+            previous = at
+    return out
+
+
+def _structure(gap: list[page.Block], kept_tables: set[HtmlElement]) -> list[str]:
+    restored: list[str] = []
+    done_tables: set[HtmlElement] = set()
+    for block in gap:
+        table = _table_of(block)
+        if table is not None:
+            if table not in kept_tables and table not in done_tables:
+                restored.extend(_table_rows(table))
+                done_tables.add(table)
+        elif (
+            block.tag in page.HEADING_TAGS
+            or (block.tag == "li" and not _only_links(block))
+            or _quote_attribution(block)
+        ):
+            restored.append(block.text)
+    return restored
+
+
+def _quote_attribution(block: page.Block) -> bool:
+    """The ``<footer>`` of a quote, which names who said it."""
+    quoted = any(a.tag == "blockquote" for a in block.element.iterancestors())
+    return block.tag == "footer" and quoted
+
+
+def _table_of(block: page.Block) -> HtmlElement | None:
+    if block.tag not in _CELL_TAGS:
+        return None
+    return next((a for a in block.element.iterancestors() if a.tag == "table"), None)
+
+
+def _table_rows(table: HtmlElement) -> list[str]:
+    rows = []
+    for row in table.iter("tr"):
+        cells = [page.element_text(c) for c in row if c.tag in _CELL_TAGS]
+        if any(cells):
+            rows.append(" | ".join(c for c in cells if c))
+    return rows
+
+
+def _only_links(block: page.Block) -> bool:
+    linked = " ".join(page.element_text(a) for a in block.element.iter("a"))
+    return len(linked) >= len(block.text) - 2
+
+
+def _common_ancestor(first: HtmlElement, second: HtmlElement) -> HtmlElement | None:
+    ancestors = set(first.iterancestors())
+    return next((a for a in second.iterancestors() if a in ancestors), None)
+
+
+def _restore_lead(
+    root: HtmlElement,
+    selectors: Selectors | None,
+    paragraphs: list[str],
+    positions: list[int | None],
+    blocks: list[page.Block],
+) -> tuple[list[str], list[int | None]]:
+    """Put back lead paragraphs between the headline and the first kept paragraph after it.
+
+    Candidates are sentences of some length in the same region as the headline and the body,
+    outside figures, captions and bylines; what :func:`clean_paragraphs` would drop anyway
+    (date lines, kind labels) is left to it. Returns the paragraphs and their block positions.
+    """
+    title = page.title_element(root, selectors)
+    start = next(
+        (
+            i
+            for i, b in enumerate(blocks)
+            if b.element is title or title in b.element.iterancestors()
+        ),
+        None,
+    )
+    if start is None:
+        return paragraphs, positions
+    after = next((n for n, at in enumerate(positions) if at is not None and at > start), None)
+    if after is None:
+        return paragraphs, positions
+    first = positions[after]
+    region = _common_ancestor(title, blocks[first].element)
+    if region is None or region is page.body_of(root):
+        return paragraphs, positions
+    lead = [i for i in range(start + 1, first) if _is_lead(blocks[i], region)]
+    return (
+        paragraphs[:after] + [blocks[i].text for i in lead] + paragraphs[after:],
+        positions[:after] + lead + positions[after:],
+    )
+
+
+def _is_lead(block: page.Block, region: HtmlElement) -> bool:
+    text = block.text
+    if len(text) < _LEAD_MIN_CHARS or not text.rstrip("”\"'»)").endswith((".", "!", "?")):
+        return False
+    ancestors = [block.element, *block.element.iterancestors()]
+    if region not in ancestors:
+        return False
+    for element in ancestors[: ancestors.index(region)]:
+        if element.tag in ("figure", "figcaption", "a") or _NOT_LEAD.search(
+            page.classes_and_id(element)
+        ):
+            return False
+    return not _only_links(block)
 
 
 def _convert(element: etree._Element, out: list[str]) -> None:
@@ -233,8 +411,25 @@ _COMMENT_COUNTER = re.compile(
     r"^\d+\s+(?:kommentarer|kommentar|svar|comments?|replies)(?![\wåäö])", re.I
 )
 _PHOTO_CREDIT = re.compile(r"^(?:foto|bild|photo|illustration)\s*:", re.I)
+#: "« Till nyhetsarkivet", "Tillbaka till startsidan": links back to where the reader came from.
+_BACK_LINK = re.compile(
+    r"^[«‹←<\s]*(?:tillbaka\s+)?till\s+(?:nyhetsarkivet|arkivet|startsidan|nyhetslistan"
+    r"|alla nyheter|nyheter|toppen|sidans topp)[\s.»›→>]*$",
+    re.I,
+)
+_NAVIGATION_LINE_MAX = 60
+#: "Pressmeddelande från Arbetsmarknadsdepartementet och Finansdepartementet": who issued it.
+_FROM_LINE_MAX = 150
+#: A kind word in its definite form opening a line about where the text was published
+#: ("Debattartikeln publicerades i Svenska Dagbladet den 14 november 2023.").
+_DEFINITE_KIND = re.compile(
+    r"^\W*(?:pressmeddelandet|debattartikeln|artikeln|krönikan|repliken|insändaren|nyheten)"
+    r"(?![\wåäö])",
+    re.I,
+)
 _LEFTOVER_LABELS = re.compile(r"(?i:cest|cet|utc|kl)\.?|[\W_]+")
 _METADATA_LINE_MAX = 100
+_DATE_LINE_WORD_MAX = 15
 _COOKIE_NOTICE_MAX = 400
 _HEAD_OF_TEXT = 3
 
@@ -283,6 +478,8 @@ def _is_boilerplate(paragraph: str, near_top: bool, today: date | None) -> bool:
         return True
     if len(paragraph) <= 60 and _PHOTO_CREDIT.match(paragraph):
         return True
+    if len(paragraph) <= _NAVIGATION_LINE_MAX and _BACK_LINK.match(paragraph):
+        return True
     if len(paragraph) < _COOKIE_NOTICE_MAX and _is_cookie_notice(paragraph):
         return True
     return len(paragraph) <= _METADATA_LINE_MAX and _is_metadata_line(paragraph, near_top, today)
@@ -296,8 +493,17 @@ def _is_metadata_line(paragraph: str, near_top: bool, today: date | None) -> boo
     """A date line ("Publicerad 6 februari 2020") or a kind label ("Pressmeddelande från …")."""
     rest = strip_dates(paragraph, today=today)
     if rest is not None:
-        label = kind_of_label(rest)
-        if label:
+        if kind_of_label(rest) or _DEFINITE_KIND.match(rest):
             rest = re.sub(r"^\W*\w+(?: release)?", "", rest)
-        return len(_LEFTOVER_LABELS.sub("", rest)) <= 3
-    return near_top and len(paragraph) <= 60 and kind_of_label(paragraph) is not None
+        # What may stay beside a date: separators, "kl.", and at most one word ("Sidan
+        # uppdaterades 2023-06-16", a dateline "Stockholm 12 maj 2023").
+        words = _LEFTOVER_LABELS.sub(" ", rest).split()
+        return len(words) <= 1 and sum(len(w) for w in words) <= _DATE_LINE_WORD_MAX
+    if not near_top or kind_of_label(paragraph) is None:
+        return False
+    return len(paragraph) <= 60 or (
+        len(paragraph) <= _FROM_LINE_MAX and _FROM_LINE.match(paragraph) is not None
+    )
+
+
+_FROM_LINE = re.compile(r"^\W*\w+(?: release)? (?:från|from) ", re.I)

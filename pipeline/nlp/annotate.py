@@ -7,12 +7,16 @@ are processed in batches (``nlp.pipe`` and one matrix for the classifier).
 
 from __future__ import annotations
 
+import json
+import time
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pipeline.nlp.linking import LinkedMention, Linker, default_linker
 from pipeline.nlp.ner import DEFAULT_NER_MODEL, Entity, annotate, load_ner
-from pipeline.nlp.themes import DEFAULT_THEME_MODEL, ThemeModel
+from pipeline.nlp.themes import DEFAULT_THEME_MODEL, METADATA_FILE, ThemeModel
 
 ANNOTATED_LANGUAGES = frozenset({"sv", None})
 """Texts in other languages are kept but not run through the Swedish models."""
@@ -29,10 +33,15 @@ class ThemeScore:
 
 @dataclass(frozen=True)
 class Annotation:
-    """Entities and themes found in one text."""
+    """Entities and themes found in one text, and the entities linked to canonical ones.
+
+    ``mentions`` runs parallel to ``entities``; it is what the store saves, while ``to_dict``
+    (the ``annotate-text`` output) keeps to the model's spans.
+    """
 
     entities: list[Entity] = field(default_factory=list)
     themes: list[ThemeScore] = field(default_factory=list)
+    mentions: list[LinkedMention] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -54,16 +63,25 @@ class Annotator:
         *,
         explain: bool = False,
         batch_size: int = 64,
+        link: bool = True,
     ):
         self.nlp = load_ner(ner_model)
         self.themes = ThemeModel.load(theme_model)
         self.explain = explain
         self.batch_size = batch_size
+        self.link = link
+        # Seconds spent per part ("ner", "themes", "link"), so a batch can say where its
+        # annotation time goes.
+        self.timings: Counter[str] = Counter()
+
+    @property
+    def linker(self) -> Linker:
+        """The entity linker, built on first use (its place index takes seconds to build)."""
+        return default_linker()
 
     @property
     def ner_version(self) -> str:
-        meta = self.nlp.meta
-        return f"{meta.get('name', 'ner')}-{meta.get('version', '0')}"
+        return ner_version(self.nlp.meta)
 
     @property
     def themes_version(self) -> str:
@@ -80,8 +98,12 @@ class Annotator:
             if lang in ANNOTATED_LANGUAGES and text.strip()
         ]
         selected = [texts[i] for i in chosen]
+        started = time.perf_counter()
         entities = list(annotate(self.nlp, selected, batch_size=self.batch_size))
+        self.timings["ner"] += time.perf_counter() - started
+        started = time.perf_counter()
         themes = self.themes.predict(selected) if selected else []
+        self.timings["themes"] += time.perf_counter() - started
         results = [Annotation() for _ in texts]
         for position, index in enumerate(chosen):
             scored = [
@@ -92,5 +114,27 @@ class Annotator:
                 )
                 for slug, score in themes[position]
             ]
-            results[index] = Annotation(entities[position], scored)
+            found = entities[position]
+            started = time.perf_counter()
+            linked = self.linker.link(texts[index], found) if self.link else []
+            self.timings["link"] += time.perf_counter() - started
+            results[index] = Annotation(found, scored, linked)
         return results
+
+
+def ner_version(meta: dict[str, object]) -> str:
+    """The NER model's version as stored with each annotated document (``name-version``)."""
+    return f"{meta.get('name', 'ner')}-{meta.get('version', '0')}"
+
+
+def model_versions(
+    ner_model: Path = DEFAULT_NER_MODEL, theme_model: Path = DEFAULT_THEME_MODEL
+) -> tuple[str, str]:
+    """The versions :class:`Annotator` reports, read from the models' metadata files only.
+
+    A batch needs them to find what is not yet annotated; loading the models for that would
+    cost seconds on every run, including the many runs that find nothing new.
+    """
+    meta = json.loads((Path(ner_model) / "meta.json").read_text(encoding="utf-8"))
+    themes = json.loads((Path(theme_model) / METADATA_FILE).read_text(encoding="utf-8"))
+    return ner_version(meta), str(themes["version"])

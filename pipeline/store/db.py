@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import sqlite_utils
@@ -270,12 +271,58 @@ def save_document(
         conn.executemany(
             "INSERT INTO contacts (document_id, name, role, organisation, email, phone)"
             " VALUES (?, ?, ?, ?, ?, ?)",
+            # The table holds people: a switchboard entry without a name ("Kundtjänst,
+            # 08-…") would break its NOT NULL name and, with it, the whole batch.
             [
                 (document_id, c.name, c.role, c.organisation, c.email, c.phone)
                 for c in extracted.contacts
+                if c.name
             ],
         )
     return SavedDocument(outcome, document_id)
+
+
+_METADATA_COLUMNS = ("title", "published", "date_precision", "date_kind", "author", "language")
+
+
+def refresh_metadata(
+    db: sqlite_utils.Database, document_id: int, *, kind: str, extracted: Any
+) -> bool:
+    """Bring a document's title, date, author, language, kind and contacts up to date when a
+    re-extraction gives the same text; return whether anything changed.
+
+    The text and its versions are not touched, so the document stays annotated: a better date
+    or byline rule must not cost a new version and a new annotation run.
+    """
+    wanted = {column: getattr(extracted, column) for column in _METADATA_COLUMNS}
+    wanted["kind"] = extracted.kind or kind
+    people = [
+        (c.name, c.role, c.organisation, c.email, c.phone) for c in extracted.contacts if c.name
+    ]
+    with transaction(db) as conn:
+        columns = ", ".join(f'"{c}"' for c in wanted)
+        stored = conn.execute(
+            f"SELECT {columns} FROM documents WHERE id = ?", (document_id,)
+        ).fetchone()
+        stored_people = conn.execute(
+            "SELECT name, role, organisation, email, phone FROM contacts"
+            " WHERE document_id = ? ORDER BY id",
+            (document_id,),
+        ).fetchall()
+        if tuple(stored) == tuple(wanted.values()) and stored_people == people:
+            return False
+        assignments = ", ".join(f'"{c}" = ?' for c in wanted)
+        conn.execute(
+            f'UPDATE documents SET {assignments}, "updated" = ? WHERE id = ?',
+            (*wanted.values(), utcnow(), document_id),
+        )
+        conn.execute("DELETE FROM contacts WHERE document_id = ?", (document_id,))
+        conn.executemany(
+            "INSERT INTO contacts (document_id, name, role, organisation, email, phone)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            [(document_id, *person) for person in people],
+        )
+    return True
 
 
 # --------------------------------------------------------------------------- annotations
@@ -291,22 +338,37 @@ class PendingDocument:
     content_hash: str
 
 
+_PENDING = (
+    "(annotated_hash IS NULL OR annotated_hash != content_hash"
+    " OR ner_model IS NOT ? OR themes_model IS NOT ?)"
+)
+
+
 def pending_annotation(
-    db: sqlite_utils.Database, ner_model: str, themes_model: str, limit: int = 10_000
+    db: sqlite_utils.Database,
+    ner_model: str,
+    themes_model: str,
+    limit: int = 10_000,
+    *,
+    after_id: int = 0,
 ) -> list[PendingDocument]:
-    """Documents whose text or models changed since they were last annotated."""
+    """Documents whose text or models changed since they were last annotated, by id.
+
+    ``after_id`` continues after the last document of a previous call, so that a large backlog
+    is read a chunk at a time instead of all texts at once.
+    """
     rows = db.conn.execute(
-        "SELECT id, text, language, content_hash FROM documents"
-        " WHERE annotated_hash IS NULL OR annotated_hash != content_hash"
-        " OR ner_model IS NOT ? OR themes_model IS NOT ? ORDER BY id LIMIT ?",
-        (ner_model, themes_model, limit),
+        f"SELECT id, text, language, content_hash FROM documents WHERE id > ? AND {_PENDING}"
+        " ORDER BY id LIMIT ?",
+        (after_id, ner_model, themes_model, limit),
     ).fetchall()
     return [PendingDocument(*row) for row in rows]
 
 
-def entity_key(text: str) -> str:
-    """The grouping key of a surface form: case and white space folded."""
-    return re.sub(r"\s+", " ", text).strip().casefold()
+def count_pending_annotation(db: sqlite_utils.Database, ner_model: str, themes_model: str) -> int:
+    """How many documents :func:`pending_annotation` would return without a limit."""
+    query = f"SELECT COUNT(*) FROM documents WHERE {_PENDING}"
+    return int(db.conn.execute(query, (ner_model, themes_model)).fetchone()[0])
 
 
 def save_annotations(
@@ -318,25 +380,34 @@ def save_annotations(
     ner_model: str,
     themes_model: str,
 ) -> None:
-    """Replace a document's mentions and themes, and mark it annotated for its current hash."""
+    """Replace a document's mentions and themes, and mark it annotated for its current hash.
+
+    ``entities`` are linked mentions from the annotator, or plain spans (start, end, label,
+    text), which are linked here. Either way each mention is stored under its canonical entity
+    (pipeline/nlp/entities.py), with roles from the document's contact block filled in.
+    """
+    from pipeline.nlp.entities import EntityStore
+    from pipeline.nlp.linking import LinkedMention, apply_contacts, default_linker
+
+    contacts = [
+        SimpleNamespace(name=name, role=role, organisation=organisation)
+        for name, role, organisation in db.conn.execute(
+            "SELECT name, role, organisation FROM contacts WHERE document_id = ? ORDER BY id",
+            (document.id,),
+        )
+    ]
+    if not entities:
+        mentions = []
+    elif all(isinstance(entity, LinkedMention) for entity in entities):
+        # Without contacts there is nothing to apply, and no reason to build the linker (its
+        # place index costs seconds and memory) in a process that only writes.
+        linker = default_linker() if contacts else None
+        mentions = apply_contacts(list(entities), contacts, linker) if linker else list(entities)
+    else:
+        mentions = default_linker().link(document.text, entities, contacts)
     with transaction(db) as conn:
-        conn.execute("DELETE FROM mentions WHERE document_id = ?", (document.id,))
         conn.execute("DELETE FROM document_themes WHERE document_id = ?", (document.id,))
-        for entity in entities:
-            key = entity_key(entity.text)
-            conn.execute(
-                "INSERT INTO entities (label, key, name) VALUES (?, ?, ?)"
-                " ON CONFLICT (label, key) DO NOTHING",
-                (entity.label, key, entity.text),
-            )
-            entity_id = conn.execute(
-                "SELECT id FROM entities WHERE label = ? AND key = ?", (entity.label, key)
-            ).fetchone()[0]
-            conn.execute(
-                'INSERT INTO mentions (document_id, entity_id, start, "end", text, label)'
-                " VALUES (?, ?, ?, ?, ?, ?)",
-                (document.id, entity_id, entity.start, entity.end, entity.text, entity.label),
-            )
+        EntityStore(conn).replace_mentions(document.id, mentions)
         conn.executemany(
             "INSERT INTO document_themes (document_id, theme, score, model_version, terms)"
             " VALUES (?, ?, ?, ?, ?)",
@@ -352,16 +423,14 @@ def save_annotations(
         )
 
 
-def refresh_entity_counts(db: sqlite_utils.Database) -> None:
-    """Recompute mention and document counts per entity.
+def refresh_entity_counts(db: sqlite_utils.Database, *, everything: bool = False) -> None:
+    """Recompute counts, names, aliases and ``entity_links`` for the entities whose mentions
+    changed since the last refresh (or for all of them with ``everything``).
 
     Entities that lost all their mentions are kept with zero counts so that their ids stay stable
     when a later version of a document mentions them again.
     """
+    from pipeline.nlp.entities import EntityStore
+
     with transaction(db) as conn:
-        conn.execute(
-            "UPDATE entities SET"
-            " mention_count = (SELECT COUNT(*) FROM mentions m WHERE m.entity_id = entities.id),"
-            " document_count = (SELECT COUNT(DISTINCT document_id) FROM mentions m"
-            "                   WHERE m.entity_id = entities.id)"
-        )
+        EntityStore(conn).refresh(everything=everything)

@@ -147,10 +147,42 @@ CREATE TABLE IF NOT EXISTS mentions (
     text TEXT NOT NULL,
     label TEXT NOT NULL,
     sentence TEXT,
-    role TEXT
+    role TEXT,
+    affiliation_id INTEGER REFERENCES entities(id)
 );
 CREATE INDEX IF NOT EXISTS mentions_document ON mentions(document_id);
 CREATE INDEX IF NOT EXISTS mentions_entity ON mentions(entity_id);
+CREATE INDEX IF NOT EXISTS mentions_affiliation ON mentions(affiliation_id);
+CREATE INDEX IF NOT EXISTS entities_parent ON entities(parent_id);
+
+-- Further keys that lead to an entity besides its own: spelling variants merged by fuzzy
+-- matching and abbreviations a text defined. They keep a name on the entity it was first
+-- linked to when documents are annotated again (pipeline/nlp/entities.py).
+CREATE TABLE IF NOT EXISTS entity_keys (
+    label TEXT NOT NULL,
+    key TEXT NOT NULL,
+    entity_id INTEGER NOT NULL REFERENCES entities(id),
+    origin TEXT NOT NULL,
+    PRIMARY KEY (label, key)
+);
+CREATE INDEX IF NOT EXISTS entity_keys_entity ON entity_keys(entity_id);
+
+-- Entities mentioned in the same documents (entity_a < entity_b), recomputed after each batch.
+CREATE TABLE IF NOT EXISTS entity_links (
+    entity_a INTEGER NOT NULL REFERENCES entities(id),
+    entity_b INTEGER NOT NULL REFERENCES entities(id),
+    documents INTEGER NOT NULL,
+    first_seen TEXT,
+    last_seen TEXT,
+    PRIMARY KEY (entity_a, entity_b)
+);
+CREATE INDEX IF NOT EXISTS entity_links_b ON entity_links(entity_b);
+
+-- Entities whose mentions changed since the last refresh of counts, aliases and links; written
+-- with the mentions, emptied by the refresh, so a batch killed in between loses nothing.
+CREATE TABLE IF NOT EXISTS entities_to_refresh (
+    entity_id INTEGER PRIMARY KEY REFERENCES entities(id)
+);
 
 CREATE TABLE IF NOT EXISTS themes (
     slug TEXT PRIMARY KEY,
@@ -171,18 +203,55 @@ CREATE INDEX IF NOT EXISTS document_themes_theme ON document_themes(theme);
 
 VIEWS = """
 CREATE VIEW IF NOT EXISTS entity_cooccurrence AS
-SELECT a.entity_id AS entity_a, b.entity_id AS entity_b,
-       COUNT(DISTINCT a.document_id) AS documents
-FROM (SELECT DISTINCT document_id, entity_id FROM mentions) a
-JOIN (SELECT DISTINCT document_id, entity_id FROM mentions) b
-  ON a.document_id = b.document_id AND a.entity_id < b.entity_id
-GROUP BY a.entity_id, b.entity_id;
+SELECT entity_a, entity_b, documents FROM entity_links;
+
+-- The roles and affiliations the texts give each person, per role and organisation.
+CREATE VIEW IF NOT EXISTS person_roles AS
+SELECT m.entity_id AS person_id, p.name AS person, m.role, m.affiliation_id,
+       a.name AS affiliation, COUNT(*) AS mentions, COUNT(DISTINCT m.document_id) AS documents,
+       MIN(COALESCE(d.published, d.first_seen)) AS first_seen,
+       MAX(COALESCE(d.published, d.first_seen)) AS last_seen
+FROM mentions m
+JOIN entities p ON p.id = m.entity_id
+JOIN documents d ON d.id = m.document_id
+LEFT JOIN entities a ON a.id = m.affiliation_id
+WHERE p.label = 'PER' AND (m.role IS NOT NULL OR m.affiliation_id IS NOT NULL)
+GROUP BY m.entity_id, m.role, m.affiliation_id;
 
 CREATE VIEW IF NOT EXISTS themes_by_month AS
 SELECT substr(d.published, 1, 7) AS month, t.theme, COUNT(*) AS documents
 FROM document_themes t JOIN documents d ON d.id = t.document_id
 WHERE d.published IS NOT NULL
 GROUP BY month, t.theme;
+
+-- One row per document with its year and its themes and names as JSON arrays, so Datasette
+-- can facet documents by year, theme (array facet) and organisation without any SQL.
+CREATE VIEW IF NOT EXISTS document_overview AS
+SELECT d.id, d.published, substr(d.published, 1, 4) AS year, d.title, d.source_id, d.kind,
+       (SELECT json_group_array(theme) FROM (SELECT t.theme FROM document_themes t
+         WHERE t.document_id = d.id ORDER BY t.score DESC)) AS themes,
+       (SELECT json_group_array(name) FROM (SELECT DISTINCT e.name FROM mentions m
+         JOIN entities e ON e.id = m.entity_id
+         WHERE m.document_id = d.id AND e.label = 'ORG' ORDER BY e.name)) AS organisations,
+       (SELECT json_group_array(name) FROM (SELECT DISTINCT e.name FROM mentions m
+         JOIN entities e ON e.id = m.entity_id
+         WHERE m.document_id = d.id AND e.label = 'PER' ORDER BY e.name)) AS people,
+       (SELECT json_group_array(name) FROM (SELECT DISTINCT e.name FROM mentions m
+         JOIN entities e ON e.id = m.entity_id
+         WHERE m.document_id = d.id AND e.label = 'LOC' ORDER BY e.name)) AS places,
+       d.author, d.url
+FROM documents d;
+
+-- Places with coordinates, for the map; the popup column is what datasette-cluster-map shows
+-- (its link is relative, so it works whatever the database is called).
+CREATE VIEW IF NOT EXISTS places AS
+SELECT e.id, e.name, e.municipality, e.latitude, e.longitude, e.document_count,
+       e.mention_count,
+       json_object('title', e.name, 'description', e.document_count || ' dokument',
+                   'link', 'entities/' || e.id) AS popup
+FROM entities e
+WHERE e.label = 'LOC' AND e.latitude IS NOT NULL AND e.longitude IS NOT NULL
+  AND e.document_count > 0;
 """
 
 FTS_TOKENIZE = "unicode61 remove_diacritics 0"
