@@ -244,38 +244,83 @@ class Batch:
     def _crawl_source(
         self, db: sqlite_utils.Database, crawler: SourceCrawler, source: Source
     ) -> None:
-        """Discover, then fetch the due pages one by one, checking for a stop in between."""
+        """Discover, then fetch the due pages one by one while the pages fetched before are
+        extracted; a stop ends the crawl once the pages at hand are stored."""
         self.progress.stage(f"discover {source.id}")
         known = crawler.counts.discovered
-        crawler.discover(source)
+        with self._timed("discover"):
+            crawler.discover(source)
         self.progress.advance(crawler.counts.discovered - known)  # new pages found
         self.progress.done()
         pages = due_pages(db, source)
         self.progress.stage(f"crawl {source.id}", len(pages))
+        pool = self._pool_for(len(pages))
+        ahead = self._ahead(pool)
+        in_flight: deque[_Fetched] = deque()
         for page in pages:
             if self.stop.is_set():
-                raise BatchStopped
-            crawler.fetch_document(source, page, lambda s, p, r, f: self._store(db, s, p, r, f))
-            self.progress.advance()
+                break
+            with self._timed("fetch"):
+                result, fetch_id = crawler.fetch(source, page)
+            extraction = None
+            if needs_extraction(page, result):
+                job = ExtractJob(
+                    result.text or "", result.final_url, source.selectors, _moment(result)
+                )
+                in_pool = isinstance(pool, WorkerPool)
+                extraction = pool.submit(extract_in_worker if in_pool else _extract_here, job)
+            in_flight.append(_Fetched(page, result, fetch_id, extraction))
+            self._record_fetched(db, crawler, source, in_flight, keep=ahead)
+        self._record_fetched(db, crawler, source, in_flight, keep=0)
+        if self.stop.is_set():
+            raise BatchStopped
         self.progress.done()
 
-    def _store(
-        self, db: sqlite_utils.Database, source: Source, page: Page, result: FetchResult, fid: int
+    def _record_fetched(
+        self,
+        db: sqlite_utils.Database,
+        crawler: SourceCrawler,
+        source: Source,
+        in_flight: deque[_Fetched],
+        *,
+        keep: int,
     ) -> None:
-        """Extract one fetched page and store it as a document (a per-page error never stops).
+        """Store the documents of the oldest fetched pages and only then mark those pages done,
+        together in one transaction; wait for extractions only while more than ``keep`` pages
+        are in flight."""
+        ready: list[tuple[_Fetched, ExtractOutcome | None]] = []
+        while in_flight and (len(in_flight) > keep or in_flight[0].ready):
+            item = in_flight.popleft()
+            with self._timed("wait"):
+                outcome = item.extraction.result() if item.extraction else None
+            ready.append((item, outcome))
+        if not ready:
+            return
+        with self._timed("store"), transaction(db):
+            for item, outcome in ready:
+                if outcome is not None:
+                    self.timings["extract"] += outcome.seconds
+                    self._store(db, source, item.page, outcome.result, item.fetch_id)
+                crawler.record_document(source, item.page, item.result)
+        self.progress.advance(len(ready))
+
+    def _store(
+        self,
+        db: sqlite_utils.Database,
+        source: Source,
+        page: Page,
+        extracted: Extracted | Listing | ExtractionError,
+        fid: int,
+    ) -> None:
+        """Store one extracted page as a document (a per-page error never stops the batch).
 
         A listing page (an archive or front page of teasers that matched the document pattern)
         is not stored: its links go to the frontier and are fetched as documents when due.
         """
-        fetched_at = datetime.fromisoformat(result.fetched_at.replace("Z", "+00:00"))
-        try:
-            extracted = extract_page(
-                result.text or "", result.final_url, source.selectors, fetched_at=fetched_at
-            )
-        except ExtractionError as exc:
-            set_fetch_error(db, fid, f"extraction failed: {exc}")
+        if isinstance(extracted, ExtractionError):
+            set_fetch_error(db, fid, f"extraction failed: {extracted}")
             self.counts["failed"] += 1
-            self.progress.log(f"{source.id}: {page.url}: extraction failed: {exc}")
+            self.progress.log(f"{source.id}: {page.url}: extraction failed: {extracted}")
             return
         if isinstance(extracted, Listing):
             self.counts["discovered"] += enqueue(db, source, [Link(u) for u in extracted.links])
@@ -291,28 +336,142 @@ class Batch:
         self.counts[saved.outcome] += 1
 
     def _annotate(self, db: sqlite_utils.Database) -> None:
-        annotator = self.annotator
-        ner, themes = annotator.ner_version, annotator.themes_version
-        pending = pending_annotation(db, ner, themes)
-        self.progress.stage("annotate", len(pending))
-        for start in range(0, len(pending), ANNOTATE_CHUNK):
+        """Annotate what is pending, a chunk at a time, writing each chunk in one transaction."""
+        ner, themes = self._model_versions()
+        total = count_pending_annotation(db, ner, themes)
+        self.progress.stage("annotate", total)
+        if total:
+            pool, annotate = self._annotation_jobs(total)
+            ahead = self._ahead(pool)
+            in_flight: deque[tuple[list[PendingDocument], Future[AnnotateOutcome]]] = deque()
+            for chunk in _pending_chunks(db, ner, themes):
+                if self.stop.is_set():
+                    break
+                texts, languages = [d.text for d in chunk], [d.language for d in chunk]
+                in_flight.append((chunk, annotate(texts, languages)))
+                self._save_annotated(db, in_flight, ahead, ner, themes)
+            self._save_annotated(db, in_flight, 0, ner, themes)
             if self.stop.is_set():
                 raise BatchStopped
-            chunk = pending[start : start + ANNOTATE_CHUNK]
-            results = annotator.annotate([d.text for d in chunk], [d.language for d in chunk])
-            for document, annotation in zip(chunk, results, strict=True):
-                save_annotations(
-                    db,
-                    document,
-                    annotation.mentions or annotation.entities,
-                    [(t.theme, t.score, t.terms) for t in annotation.themes],
-                    ner_model=ner,
-                    themes_model=themes,
-                )
+        with self._timed("entities"):
+            refresh_entity_counts(db)
+        self.progress.done()
+
+    def _save_annotated(
+        self,
+        db: sqlite_utils.Database,
+        in_flight: deque[tuple[list[PendingDocument], Future[AnnotateOutcome]]],
+        keep: int,
+        ner: str,
+        themes: str,
+    ) -> None:
+        """Write the oldest annotated chunks, waiting only while more than ``keep`` are out."""
+        while in_flight and (len(in_flight) > keep or in_flight[0][1].done()):
+            chunk, future = in_flight.popleft()
+            with self._timed("wait"):
+                outcome = future.result()
+            self.timings.update(outcome.seconds)
+            with self._timed("save"), transaction(db):
+                for document, annotation in zip(chunk, outcome.annotations, strict=True):
+                    save_annotations(
+                        db,
+                        document,
+                        annotation.mentions or annotation.entities,
+                        [(t.theme, t.score, t.terms) for t in annotation.themes],
+                        ner_model=ner,
+                        themes_model=themes,
+                    )
             self.counts["annotated"] += len(chunk)
             self.progress.advance(len(chunk))
-        refresh_entity_counts(db)
-        self.progress.done()
+
+    # ----------------------------------------------------------------------------- processes
+
+    def _model_versions(self) -> tuple[str, str]:
+        """The versions of the models in use, without loading them when workers will."""
+        if self._annotator is not None:
+            return self._annotator.ner_version, self._annotator.themes_version
+        return model_versions()
+
+    def _annotation_jobs(
+        self, total: int
+    ) -> tuple[Pool, Callable[[list[str], list[str | None]], Future[AnnotateOutcome]]]:
+        """Where chunks are annotated: by the annotator given to the batch (or loaded here) in
+        this process, or by the workers, each with its own models."""
+        pool = self._pool_for(total) if self._annotator is None else _INLINE
+        if isinstance(pool, WorkerPool):
+            return pool, lambda texts, languages: pool.submit(annotate_in_worker, texts, languages)
+        annotator = self.annotator
+        return pool, lambda texts, languages: pool.submit(
+            run_annotation, annotator, texts, languages
+        )
+
+    def _pool_for(self, jobs: int) -> Pool:
+        """The worker processes once there is enough work to repay starting them."""
+        if self._pool is None and self.workers > 1 and jobs >= PARALLEL_MIN:
+            self._pool = WorkerPool(self.workers)
+        return self._pool or _INLINE
+
+    def _ahead(self, pool: Pool) -> int:
+        return IN_FLIGHT_PER_WORKER * self.workers if isinstance(pool, WorkerPool) else 0
+
+    def _close_pool(self, *, cancel: bool) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(cancel=cancel)
+            self._pool = None
+
+    @contextmanager
+    def _timed(self, stage: str) -> Iterator[None]:
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.timings[stage] += time.perf_counter() - started
+
+
+_INLINE = InlinePool()
+
+
+@dataclass
+class _Fetched:
+    """A fetched document page whose outcome is recorded once its extraction is stored
+    (``extraction`` is None when there is nothing to extract: 304, same bytes, failure)."""
+
+    page: Page
+    result: FetchResult
+    fetch_id: int
+    extraction: Future[ExtractOutcome] | None
+
+    @property
+    def ready(self) -> bool:
+        return self.extraction is None or self.extraction.done()
+
+
+def _extract_here(job: ExtractJob) -> ExtractOutcome:
+    """Extraction in this process, through this module's ``extract_page``."""
+    return run_extraction(job, extract_page)
+
+
+def _moment(result: FetchResult) -> datetime:
+    return datetime.fromisoformat(result.fetched_at.replace("Z", "+00:00"))
+
+
+def _pending_chunks(
+    db: sqlite_utils.Database, ner: str, themes: str
+) -> Iterator[list[PendingDocument]]:
+    """Pending documents a chunk at a time, so memory does not grow with the backlog."""
+    after = 0
+    while chunk := pending_annotation(db, ner, themes, ANNOTATE_CHUNK, after_id=after):
+        yield chunk
+        after = chunk[-1].id
+
+
+def _describe(exc: BaseException) -> str:
+    """A sentence for the operational errors that end a batch."""
+    if isinstance(exc, BrokenProcessPool):
+        return "a worker process died (out of memory, or killed)"
+    if isinstance(exc, sqlite3.OperationalError):
+        return f"the database failed ({exc})"
+    return str(exc)
 
 
 def summarize(db: sqlite_utils.Database, run_id: int) -> RunSummary:

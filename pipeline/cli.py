@@ -60,6 +60,12 @@ def cli() -> None:
     help="Where raw responses are archived.",
 )
 @click.option("--quiet", is_flag=True, help="Only print the summary.")
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Processes for extraction and annotation [default: one per CPU, at most 4].",
+)
 def run(
     sample: bool,
     sources_path: Path | None,
@@ -67,9 +73,10 @@ def run(
     db_path: Path,
     warc_dir: Path,
     quiet: bool,
+    workers: int | None,
 ) -> None:
     """Run one ingestion batch: crawl, extract, annotate, classify, store."""
-    from pipeline.batch import Batch, BatchLockedError
+    from pipeline.batch import Batch, BatchFailed, BatchLockedError
     from pipeline.progress import Progress
     from pipeline.sample import SampleServer
 
@@ -83,10 +90,15 @@ def run(
             if sample:
                 progress.log(f"serving the sample sites on 127.0.0.1:{running.port}")
             batch = Batch(
-                config, db_path=db_path, warc_dir=warc_dir, transport=transport, progress=progress
+                config,
+                db_path=db_path,
+                warc_dir=warc_dir,
+                transport=transport,
+                progress=progress,
+                workers=workers,
             )
             summary = batch.run(list(only) or None)
-    except BatchLockedError as exc:
+    except (BatchLockedError, BatchFailed) as exc:
         _fail(str(exc))
     except KeyError as exc:
         _fail(str(exc.args[0]))

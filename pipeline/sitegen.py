@@ -9,8 +9,8 @@ with one sitemap per year carrying ``lastmod``. :class:`PressSiteServer` serves 
 with ETag and Last-Modified and answers conditional requests with 304, like a well-behaved CMS.
 
 Everything is deterministic: publication days are derived from the slug, the newest articles
-are held back so that :meth:`PressSite.add` can publish them later, and :meth:`PressSite.change`
-picks the same pages for the same call sequence. The site has its own clock, so the dates it
+(with a text of their own) are held back so that :meth:`PressSite.add` can publish them later,
+and :meth:`PressSite.change` picks the same pages for the same call sequence. The site has its own clock, so the dates it
 shows never depend on when a test runs.
 """
 
@@ -95,11 +95,24 @@ def _article(path: Path) -> Article:
     )
 
 
+def distinct_texts(articles: list[Article]) -> set[str]:
+    """Paths of the articles whose text is not empty and not shared with another article.
+
+    The corpus has 869 files with a title only, and a few identical announcements; a crawl
+    keeps no document for the first and one document for the second. Only articles with a
+    text of their own are changed or held back, so that each change or addition is exactly
+    one new document version.
+    """
+    counts = Counter(a.markdown for a in articles)
+    return {a.path for a in articles if a.markdown and counts[a.markdown] == 1}
+
+
 class PressSite:
     """The site's content and its rendering; mutate with :meth:`change` and :meth:`add`.
 
     ``limit`` keeps only the newest articles (a smaller site for tests); ``reserve`` holds back
-    the very newest ones, which :meth:`add` publishes later as fresh press releases.
+    the newest ones with a text of their own, which :meth:`add` publishes later as fresh
+    press releases.
     """
 
     def __init__(
@@ -111,13 +124,16 @@ class PressSite:
         articles: list[Article] | None = None,
     ):
         every = articles if articles is not None else load_articles(corpus_dir)
-        if reserve >= len(every):
-            raise ValueError(f"cannot hold back {reserve} of {len(every)} articles")
-        published = every[: len(every) - reserve]
+        self._distinct = distinct_texts(every)
+        if not 0 <= reserve < len(self._distinct):
+            raise ValueError(f"cannot hold back {reserve} of {len(self._distinct)} articles")
+        held = [a for a in every if a.path in self._distinct][len(self._distinct) - reserve :]
+        held_paths = {a.path for a in held}
+        published = [a for a in every if a.path not in held_paths]
         if limit is not None:
             published = published[-limit:]
-        self._published = list(published)
-        self._reserve = list(every[len(every) - reserve :])
+        self._published = published
+        self._reserve = held
         self._clock = SITE_CLOCK
         self._changes = 0
         self._lock = threading.RLock()
@@ -141,23 +157,25 @@ class PressSite:
     def change(self, count: int) -> list[Article]:
         """Add a correction paragraph to ``count`` published articles spread over the site.
 
-        Each call picks other pages than the call before; the changed pages get a new
-        modification time, so the sitemap's ``lastmod`` and the ETag move on.
+        Only articles with a text of their own are picked, and each call picks other pages
+        than the call before; the changed pages get a new modification time, so the
+        sitemap's ``lastmod`` and the ETag move on.
         """
         with self._lock:
-            total = len(self._published)
+            candidates = [i for i, a in enumerate(self._published) if a.path in self._distinct]
+            total = len(candidates)
             if not 0 <= count <= total:
                 raise ValueError(f"cannot change {count} of {total} articles")
-            offset = self._changes % max(total // max(count, 1), 1)
-            picked = sorted({(offset + i * total // max(count, 1)) % total for i in range(count)})
+            step = max(total // max(count, 1), 1)
+            offset = self._changes % step
+            picked = sorted({candidates[(offset + i * step) % total] for i in range(count)})
             changed = []
             for index in picked:
                 self._clock += timedelta(minutes=1)
                 article = self._published[index]
                 correction = (
-                    f"Rättelse {_swedish_date(self._clock)}: en tidigare version av texten "
-                    "angav fel datum för beslutet. Uppgiften är nu korrigerad "
-                    f"(ändring {self._changes + 1})."
+                    f"Rättelse {_swedish_date(self._clock)}: i en tidigare version av texten "
+                    f"om ”{article.title}” angavs fel datum för beslutet."
                 )
                 updated = replace(
                     article,

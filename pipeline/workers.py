@@ -123,8 +123,9 @@ class ExtractOutcome:
 
 
 def run_extraction(job: ExtractJob, extract_page: Callable[..., Any]) -> ExtractOutcome:
-    """Extract one page with ``extract_page``; an :class:`ExtractionError` is returned, not
-    raised, because a page without text is an ordinary outcome of a crawl."""
+    """Extract one page with ``extract_page``. Failures are returned as an
+    :class:`ExtractionError`, not raised: a page without text is an ordinary outcome of a crawl,
+    and an unattended batch must not end on one strange page."""
     from pipeline.extract import ExtractionError
 
     started = time.perf_counter()
@@ -132,6 +133,8 @@ def run_extraction(job: ExtractJob, extract_page: Callable[..., Any]) -> Extract
         result = extract_page(job.html, job.url, job.selectors, fetched_at=job.fetched_at)
     except ExtractionError as exc:
         result = exc
+    except Exception as exc:  # a page that breaks a parser or a rule costs that page only
+        result = ExtractionError(f"{type(exc).__name__}: {exc}")
     return ExtractOutcome(result, time.perf_counter() - started)
 
 

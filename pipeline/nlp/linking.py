@@ -79,7 +79,7 @@ ORGANISATION_WORDS = re.compile(
     r"^(?:bostadsbolaget|bostads ab|stiftelsen|föreningen|förbundet|region|länsstyrelsen|"
     r"studieförbundet|kommunförbundet)\s|\s(?:ab|kommun|stad|förening|föreningen|förbund|"
     r"förbundet|universitet|högskola|myndighet|verket|stiftelse|nätverket|koncernen|"
-    r"stadsmission)$"
+    r"stadsmission|kommune)$"
 )
 DIRECTION = re.compile(r"^(?:södra|norra|västra|östra|centrala|inre|yttre|stor-)\s*", re.I)
 STRIP_CHARS = " \t\r\n\"'”“‘’»«()[]{}.,:;!?*•–-"
@@ -386,25 +386,51 @@ class Linker:
         return label
 
     def _harmonise(self, forms: list[str], labels: list[str]) -> list[str]:
-        """One label per name within a document, for names no list knows.
+        """One label per name within a document, where the model labelled a name two ways.
 
-        The model may tag "Söderhem" ORG four times and "Söderhems" PER once; the name (or its
-        form without a genitive -s) takes the label most of its mentions have, ORG winning a tie
-        over LOC and LOC over PER.
+        * A one-word name that is the surname of exactly one person named in full in the text
+          is that person ("Lövgren betonar", even when tagged ORG; "Lund" after "Karin Lund"),
+          unless the gazetteer knows it as an organisation.
+        * A name no list knows takes the label most of its mentions (or of its form without a
+          genitive -s) have: "Söderhem" ORG four times makes "Söderhems" ORG too. ORG wins a
+          tie over LOC, LOC over PER.
+        * A place name tagged PER is a place if the text also uses it as a place or
+          organisation, or names its municipality ("i Vännäs" next to "Vännäs kommun").
         """
         votes: dict[str, Counter[str]] = defaultdict(Counter)
         for form, label in zip(forms, labels, strict=True):
             votes[name_key(form)][label] += 1
+        people = {
+            name_key(form)
+            for form, label in zip(forms, labels, strict=True)
+            if label == "PER" and len(form.split()) > 1
+        }
+        surnames = Counter(person.split()[-1] for person in people)
+        towns = {
+            name_key(org.municipality)
+            for form, label in zip(forms, labels, strict=True)
+            if label == "ORG"
+            for candidate in genitive_candidates(name_key(form))
+            if (org := self.organisations.exact(candidate)) and org.municipality
+        }
         preference = {"ORG": 2, "LOC": 1, "PER": 0}
         out = list(labels)
         for i, form in enumerate(forms):
             key = name_key(form)
-            if self._known(key):
-                continue
-            counted = Counter()
-            for candidate in genitive_candidates(key):
+            candidates = genitive_candidates(key)
+            counted: Counter[str] = Counter()
+            for candidate in candidates:
                 counted.update(votes.get(candidate, {}))
-            if counted:
+            organisation = any(self.organisations.exact(c) for c in candidates)
+            if len(form.split()) == 1 and any(surnames[c] == 1 for c in candidates):
+                out[i] = labels[i] if organisation else "PER"
+            elif self._known(key):
+                elsewhere = counted["LOC"] + counted["ORG"]
+                place = any(self.places.knows(candidate) for candidate in candidates)
+                town = any(candidate in towns for candidate in candidates)
+                if labels[i] == "PER" and place and (elsewhere or town):
+                    out[i] = "LOC"
+            elif counted:
                 out[i] = max(counted, key=lambda label: (counted[label], preference.get(label, -1)))
         return out
 
