@@ -10,8 +10,8 @@ with ETag and Last-Modified and answers conditional requests with 304, like a we
 
 Everything is deterministic: publication days are derived from the slug, the newest articles
 (with a text of their own) are held back so that :meth:`PressSite.add` can publish them later,
-and :meth:`PressSite.change` picks the same pages for the same call sequence. The site has its own clock, so the dates it
-shows never depend on when a test runs.
+and :meth:`PressSite.change` picks the same pages for the same call sequence. The site has its
+own clock, so the dates it shows never depend on when a test runs.
 """
 
 from __future__ import annotations

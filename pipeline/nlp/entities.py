@@ -11,9 +11,13 @@ writes the result and ties it to what earlier documents said, inside the caller'
   the entities already stored: exactly, through keys learnt earlier (an abbreviation a text
   defined), or by the same token-wise fuzzy match the linker uses against the gazetteer. A merged
   spelling is remembered in ``entity_keys`` so it keeps its entity from then on.
-* **Refresh** after a batch: mention and document counts, the ``aliases`` column (gazetteer names
-  plus the spellings the texts used), and ``entity_links``, the co-occurrence of entities in
-  documents with the first and last publication date.
+* **Refresh** after a batch, for the entities whose mentions changed (queued in
+  ``entities_to_refresh`` together with the mentions): mention and document counts, names and
+  the ``aliases`` column (gazetteer names plus the spellings the texts used), and
+  ``entity_links``, the co-occurrence of entities in documents with first and last date.
+* **Relinking** (:func:`relink`) links the stored mentions again after a gazetteer edit, without
+  the NER model; **evaluation** (:func:`evaluate_linking`) scores grouping and geocoding on a
+  hand-labelled set.
 """
 
 from __future__ import annotations

@@ -192,6 +192,8 @@ class LinkedMention:
 
 
 class Span(Protocol):
+    """A mention as the NER model (or a hand-labelled set) gives it."""
+
     start: int
     end: int
     label: str
@@ -199,6 +201,8 @@ class Span(Protocol):
 
 
 class Contact(Protocol):
+    """A person from a page's contact block (``contacts`` table, extraction)."""
+
     name: str
     role: str | None
     organisation: str | None
