@@ -25,6 +25,7 @@ import argparse
 import json
 import multiprocessing
 import os
+import queue
 import sqlite3
 import subprocess
 import sys
@@ -293,7 +294,14 @@ def bare_work(inputs: list[tuple[str, str, str]], workers: int) -> dict[str, Any
     ]
     for process in processes:
         process.start()
-    per_worker = [results.get() for _ in processes]
+    per_worker: list[dict[str, float]] = []
+    while len(per_worker) < workers:
+        try:
+            per_worker.append(results.get(timeout=5))
+        except queue.Empty:
+            if any(p.exitcode not in (None, 0) for p in processes):
+                barrier.abort()
+                raise RuntimeError("a bare-work process failed (see its traceback)") from None
     for process in processes:
         process.join()
     summed = Counter[str]()

@@ -78,8 +78,9 @@ from pipeline.workers import (
 DATA_DIR = REPO_ROOT / "data"
 DEFAULT_DB = DATA_DIR / "pipeline.db"
 DEFAULT_WARC_DIR = DATA_DIR / "warc"
-ANNOTATE_CHUNK = 32
-"""Documents per annotation job: small, so that every worker stays busy until the end."""
+ANNOTATE_CHUNK = 64
+"""Documents per annotation job: a good batch for spaCy, yet small enough that every worker
+stays busy until the end."""
 PARALLEL_MIN = 48
 """Fewer pages or documents than this are handled in this process: workers take seconds to
 start (and to load the models), which a handful of pages does not repay."""
@@ -173,7 +174,7 @@ class Batch:
         self.stop = stop or threading.Event()
         # Processes for extraction and annotation; 1 keeps everything in this process.
         self.workers = default_workers() if workers is None else max(1, workers)
-        # Seconds per stage of the last run, summed over processes (see docs/ARCHITECTURE.md).
+        # Seconds per stage of the last run (fetch, extract, ner, …), summed over processes.
         self.timings: Counter[str] = Counter()
         self._pool: WorkerPool | None = None
 
@@ -254,9 +255,8 @@ class Batch:
         self.progress.done()
         pages = due_pages(db, source)
         self.progress.stage(f"crawl {source.id}", len(pages))
-        pool = self._pool_for(len(pages))
-        ahead = self._ahead(pool)
         in_flight: deque[_Fetched] = deque()
+        extracted = 0
         for page in pages:
             if self.stop.is_set():
                 break
@@ -264,13 +264,17 @@ class Batch:
                 result, fetch_id = crawler.fetch(source, page)
             extraction = None
             if needs_extraction(page, result):
+                # Workers only once this many pages changed: a re-crawl answering 304 or
+                # finding a few changes never pays for starting them.
+                extracted += 1
+                pool = self._pool_for(extracted)
                 job = ExtractJob(
                     result.text or "", result.final_url, source.selectors, _moment(result)
                 )
                 in_pool = isinstance(pool, WorkerPool)
                 extraction = pool.submit(extract_in_worker if in_pool else _extract_here, job)
             in_flight.append(_Fetched(page, result, fetch_id, extraction))
-            self._record_fetched(db, crawler, source, in_flight, keep=ahead)
+            self._record_fetched(db, crawler, source, in_flight, keep=self._ahead())
         self._record_fetched(db, crawler, source, in_flight, keep=0)
         if self.stop.is_set():
             raise BatchStopped
@@ -341,8 +345,8 @@ class Batch:
         total = count_pending_annotation(db, ner, themes)
         self.progress.stage("annotate", total)
         if total:
-            pool, annotate = self._annotation_jobs(total)
-            ahead = self._ahead(pool)
+            annotate = self._annotation_jobs(total)
+            ahead = self._ahead()
             in_flight: deque[tuple[list[PendingDocument], Future[AnnotateOutcome]]] = deque()
             for chunk in _pending_chunks(db, ner, themes):
                 if self.stop.is_set():
@@ -394,25 +398,24 @@ class Batch:
 
     def _annotation_jobs(
         self, total: int
-    ) -> tuple[Pool, Callable[[list[str], list[str | None]], Future[AnnotateOutcome]]]:
+    ) -> Callable[[list[str], list[str | None]], Future[AnnotateOutcome]]:
         """Where chunks are annotated: by the annotator given to the batch (or loaded here) in
         this process, or by the workers, each with its own models."""
         pool = self._pool_for(total) if self._annotator is None else _INLINE
         if isinstance(pool, WorkerPool):
-            return pool, lambda texts, languages: pool.submit(annotate_in_worker, texts, languages)
+            return lambda texts, languages: pool.submit(annotate_in_worker, texts, languages)
         annotator = self.annotator
-        return pool, lambda texts, languages: pool.submit(
-            run_annotation, annotator, texts, languages
-        )
+        return lambda texts, languages: _INLINE.submit(run_annotation, annotator, texts, languages)
 
     def _pool_for(self, jobs: int) -> Pool:
-        """The worker processes once there is enough work to repay starting them."""
+        """The worker processes once there are ``jobs`` to do, enough to repay their start."""
         if self._pool is None and self.workers > 1 and jobs >= PARALLEL_MIN:
             self._pool = WorkerPool(self.workers)
         return self._pool or _INLINE
 
-    def _ahead(self, pool: Pool) -> int:
-        return IN_FLIGHT_PER_WORKER * self.workers if isinstance(pool, WorkerPool) else 0
+    def _ahead(self) -> int:
+        """Jobs that may be out before the oldest result is waited for."""
+        return IN_FLIGHT_PER_WORKER * self.workers if self._pool is not None else 0
 
     def _close_pool(self, *, cancel: bool) -> None:
         if self._pool is not None:

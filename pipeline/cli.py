@@ -76,12 +76,12 @@ def run(
     workers: int | None,
 ) -> None:
     """Run one ingestion batch: crawl, extract, annotate, classify, store."""
+    path = sources_path or (SAMPLE_SOURCES if sample else DEFAULT_SOURCES)
+    config = _load(path)  # before the heavy imports: a mistake in the file is reported at once
     from pipeline.batch import Batch, BatchFailed, BatchLockedError
     from pipeline.progress import Progress
     from pipeline.sample import SampleServer
 
-    path = sources_path or (SAMPLE_SOURCES if sample else DEFAULT_SOURCES)
-    config = _load(path)
     progress = Progress(quiet=quiet)
     server = SampleServer() if sample else nullcontext()
     try:
@@ -254,9 +254,10 @@ def extract_command(html_file: Path, url: str | None, fetched_at: datetime | Non
 @cli.command()
 @click.option(
     "--stage",
-    type=click.Choice(["extract"]),
+    type=click.Choice(["extract", "themes"]),
     required=True,
-    help="What to run again over the stored responses.",
+    help="What to run again: extract (from the archived responses) or themes (re-score the"
+    " stored texts with the current theme model).",
 )
 @click.option("--source", "only", multiple=True, help="Only this source id (repeatable).")
 @click.option(
@@ -367,16 +368,11 @@ def evaluate_ner_command(jsonl: Path, model: Path | None) -> None:
 @cli.command("train-themes")
 @click.option("--output", type=click.Path(file_okay=False, path_type=Path), default=None)
 def train_themes_command(output: Path | None) -> None:
-    """Train the theme classifier into models/themes."""
+    """Train the theme classifier on corpus/labels into models/themes; print test scores."""
     from pipeline.nlp import themes
 
-    metrics = themes.train_themes(
-        themes.DEFAULT_PRESS_DIR,
-        themes.DEFAULT_THEMES,
-        output or themes.DEFAULT_THEME_MODEL,
-        heldout=themes.DEFAULT_HELDOUT,
-    )
-    click.echo(json.dumps(metrics.get("model", metrics), ensure_ascii=False, indent=2))
+    metrics = themes.train_themes(output or themes.DEFAULT_THEME_MODEL)
+    click.echo(json.dumps(metrics["test"], ensure_ascii=False, indent=2))
 
 
 @cli.command("evaluate-themes")

@@ -73,6 +73,7 @@ class _Defaults(_Strict):
     max_bytes: int = Field(5_000_000, gt=0)
     retries: int = Field(3, ge=0, le=10)
     recrawl: str | int = "6h"
+    allow_private_addresses: bool = False
 
     @field_validator("recrawl")
     @classmethod
@@ -188,6 +189,9 @@ class CrawlSettings:
     max_bytes: int
     retries: int
     delay: float
+    # Host names resolving to loopback, private or link-local addresses are refused unless
+    # this is set (an intranet source); a host listed as an IP address is always allowed.
+    allow_private_addresses: bool = False
 
 
 @dataclass(frozen=True)
@@ -351,6 +355,7 @@ def _to_config(path: Path, parsed: _SourcesFile) -> SourcesConfig:
         max_bytes=defaults.max_bytes,
         retries=defaults.retries,
         delay=defaults.delay,
+        allow_private_addresses=defaults.allow_private_addresses,
     )
     sources = tuple(
         Source(

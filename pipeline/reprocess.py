@@ -12,6 +12,9 @@ now reads as a listing keeps its document (deleting stored documents is not this
 and has its links added to the frontier. Re-extraction runs under the batch lock, so it never
 interleaves with a crawl writing the same documents.
 
+After the theme model is retrained, ``pipeline reprocess --stage themes`` re-scores the stored
+texts with it (:func:`reprocess_themes`) and touches nothing else.
+
 Stages are looked up in :data:`STAGES`, so that further stages can be added next to ``extract``.
 """
 
@@ -32,7 +35,13 @@ from pipeline.crawl.discover import Link
 from pipeline.crawl.frontier import enqueue
 from pipeline.extract import ExtractionError, Listing, extract_page
 from pipeline.progress import Progress
-from pipeline.store.db import open_db, refresh_metadata, save_document
+from pipeline.store.db import (
+    open_db,
+    refresh_metadata,
+    replace_themes,
+    save_document,
+    sync_themes,
+)
 
 
 @dataclass(frozen=True)
@@ -141,6 +150,63 @@ def _reextract(
     return "updated" if changed else "unchanged"
 
 
+THEMES_BATCH = 200
+"""Documents scored, and their themes replaced in one transaction, at a time."""
+
+
+def reprocess_themes(
+    db: sqlite_utils.Database,
+    warc_dir: Path,
+    config: SourcesConfig,
+    *,
+    source_ids: Sequence[str] | None = None,
+    progress: Progress | None = None,
+    model_dir: Path | None = None,
+) -> Counter[str]:
+    """Score every Swedish document again with the current theme model; return the counts.
+
+    Used after ``pipeline train-themes``: each document's ``document_themes`` rows are replaced
+    (score, model version, the terms that drove each score), THEMES_BATCH documents per
+    transaction, and mentions are left alone, so that re-scoring costs no NER. The archive and
+    the sources file are not needed (the stored text is scored); the parameters keep the
+    signature of the other stages. ``documents``: re-scored; ``themes``: theme rows written;
+    ``empty``: documents without text, whose themes are removed. ``model_dir`` defaults to
+    models/themes.
+    """
+    # Imported here so that the other stages do not load scikit-learn.
+    from pipeline.nlp.themes import DEFAULT_THEME_MODEL, ThemeModel
+
+    progress = progress or Progress(quiet=True)
+    model = ThemeModel.load(model_dir or DEFAULT_THEME_MODEL)
+    sync_themes(db, model.themes)
+    # The languages the annotator runs the Swedish models on (pipeline.nlp.annotate).
+    query = "SELECT id, text FROM documents WHERE (language IS NULL OR language = 'sv')"
+    parameters: list[str] = []
+    if source_ids:
+        query += f" AND source_id IN ({', '.join('?' for _ in source_ids)})"
+        parameters += list(source_ids)
+    ids = [row[0] for row in db.conn.execute(query + " ORDER BY id", parameters)]
+    counts: Counter[str] = Counter()
+    progress.stage("re-score themes", len(ids))
+    for start in range(0, len(ids), THEMES_BATCH):
+        chunk = ids[start : start + THEMES_BATCH]
+        marks = ", ".join("?" for _ in chunk)
+        rows = db.conn.execute(
+            f"SELECT id, text FROM documents WHERE id IN ({marks}) ORDER BY id", chunk
+        ).fetchall()
+        texts = [(doc, text) for doc, text in rows if text.strip()]
+        found = model.predict_with_terms([text for _, text in texts])
+        scored = [(doc, themes) for (doc, _), themes in zip(texts, found, strict=True)]
+        scored += [(doc, []) for doc, text in rows if not text.strip()]
+        replace_themes(db, scored, themes_model=model.version)
+        counts["documents"] += len(texts)
+        counts["empty"] += len(rows) - len(texts)
+        counts["themes"] += sum(len(themes) for _, themes in scored)
+        progress.advance(len(rows))
+    progress.done()
+    return counts
+
+
 Stage = Callable[..., Counter[str]]
 #: The stages ``pipeline reprocess --stage`` knows, by name, with their counters in the order
 #: they are reported.
@@ -149,6 +215,7 @@ STAGES: dict[str, tuple[Stage, tuple[str, ...]]] = {
         reprocess_extract,
         ("changed", "updated", "unchanged", "listing", "failed", "skipped"),
     ),
+    "themes": (reprocess_themes, ("documents", "themes", "empty")),
 }
 
 

@@ -180,8 +180,8 @@ def test_the_cli_runs_the_stage_and_refuses_while_a_batch_holds_the_database(
     assert result.output.strip().splitlines()[-1].startswith("changed ")
     unknown = CliRunner().invoke(cli, [*arguments, "--source", "nosuch"])
     assert unknown.exit_code != 0 and "nosuch" in unknown.output
-    themes = CliRunner().invoke(cli, ["reprocess", "--stage", "themes", "--db", str(db_path)])
-    assert themes.exit_code == 2, "only the stages that exist can be chosen"
+    missing = CliRunner().invoke(cli, ["reprocess", "--stage", "nosuch", "--db", str(db_path)])
+    assert missing.exit_code == 2, "only the stages that exist can be chosen"
 
 
 def test_reprocess_takes_the_batch_lock(crawled: Path, tmp_path: Path):

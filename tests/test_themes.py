@@ -1,4 +1,5 @@
-"""Specification of the theme classifier: taxonomy, keyword rules, training, loading, scoring."""
+"""Specification of the theme classifier: taxonomy, keyword rules, labels, split, training,
+loading, scoring, explaining and the evaluate-themes command."""
 
 from __future__ import annotations
 
@@ -6,6 +7,9 @@ import json
 import random
 import re
 import shutil
+import subprocess
+import sys
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -13,23 +17,29 @@ import skops.io as sio
 from skops.io.exceptions import UntrustedTypesFoundException
 
 from pipeline.nlp.themes import (
-    DEFAULT_HELDOUT,
+    DEFAULT_LABELS,
     DEFAULT_PRESS_DIR,
     DEFAULT_THEME_MODEL,
     DEFAULT_THEMES,
+    LABEL_FILES,
     MODEL_FILE,
+    REPO_ROOT,
+    TEST_SOURCES,
     KeywordRule,
     KeywordThemeModel,
+    LabelledDocument,
     ThemeModel,
     ThemeModelMissingError,
     ThemesError,
     TrainingConfig,
+    assign_splits,
     evaluate_themes,
     keyword_scores,
+    load_labelled,
     load_themes,
+    markdown_body,
     normalize_text,
-    read_heldout,
-    read_press_document,
+    read_labels,
     train_themes,
     weak_labels,
 )
@@ -187,13 +197,12 @@ def test_soft_hyphens_do_not_split_keywords() -> None:
     assert "hemloshet" in weak_labels([text], load_themes(DEFAULT_THEMES))[0]
 
 
-def test_press_markdown_is_read_without_heading_marks_and_link_targets(tmp_path: Path) -> None:
-    file = tmp_path / "doc.md"
-    file.write_text(
-        "# Ny lag om bosättning\n\nLäs [direktivet](/rattsliga-dokument/dir-2024-12) här.\n",
-        encoding="utf-8",
+def test_markdown_body_drops_the_title_heading_marks_and_link_targets() -> None:
+    markdown = (
+        "# Ny lag om bosättning\n\n### Bakgrund\n\nLäs [direktivet](/rattsliga-dokument/dir-12)"
+        " här.\n"
     )
-    assert read_press_document(file) == "Ny lag om bosättning\n\nLäs direktivet här."
+    assert markdown_body(markdown) == "Bakgrund\n\nLäs direktivet här."
 
 
 # --- evaluation ---------------------------------------------------------------------------------
@@ -246,28 +255,90 @@ def test_evaluate_refuses_gold_labels_outside_the_taxonomy() -> None:
         evaluate_themes(model, [{"id": "x", "text": "Text.", "themes": ["hemlos"]}])
 
 
-# --- training round trip on a small synthetic corpus -------------------------------------------
+# --- the split ---------------------------------------------------------------------------------
 
-HOMELESS = [
-    "Antalet hemlösa i kommunen har ökat kraftigt det senaste året.",
-    "Stadsmissionen öppnar ett nytt härbärge för hemlösa kvinnor.",
-    "Bostad först ger personer i hemlöshet ett eget hyreskontrakt.",
-    "Socialtjänsten vill förebygga vräkningar genom tidig kontakt med hyresvärdarna.",
-    "Fler barnfamiljer riskerar vräkning när hyrorna stiger.",
-    "Hemlösheten bland unga vuxna är ett växande problem i storstäderna.",
-    "Kommunen erbjuder sociala kontrakt till den som står utan bostad.",
-    "Natthärbärget var fullbelagt under de kallaste nätterna.",
-]
-JOBS = [
-    "Arbetslösheten bland unga steg till nio procent i mars.",
-    "Arbetsförmedlingen ska förbättra matchningen mellan arbetssökande och arbetsgivare.",
-    "Fler långtidsarbetslösa ska komma i arbete genom subventionerade anställningar.",
-    "Regeringen vill att fler ska gå från försörjningsstöd till egenförsörjning.",
-    "Sysselsättningen ökade i industrin under andra kvartalet.",
-    "Nystartsjobb och lönebidrag gör det lättare för företag att anställa.",
-    "Jobbcoacher hjälper arbetssökande att skriva ansökningar.",
-    "Många lediga jobb finns inom vården och byggsektorn.",
-]
+
+def _doc(number: int, source: str, *themes: str) -> LabelledDocument:
+    return LabelledDocument(f"{source}/{number:03d}.md", source, f"Text {number}.", themes)
+
+
+def _split_fixture() -> list[LabelledDocument]:
+    """90 press, 10 sample and 40 written documents with one rare and two common themes."""
+    rng = random.Random(3)
+    documents = []
+    for number in range(140):
+        source = "press" if number < 90 else "sample" if number < 100 else "written"
+        themes = [slug for slug in ("arbete", "trygghet") if rng.random() < 0.35]
+        if number % 12 == 0 or (source == "written" and number % 3 == 0):
+            themes.append("hemloshet")
+        documents.append(_doc(number, source, *themes))
+    return documents
+
+
+def test_test_documents_are_real_and_every_theme_has_enough_test_positives() -> None:
+    documents = _split_fixture()
+    config = TrainingConfig(min_test_positives=6, min_validation_positives=4)
+    splits = assign_splits(documents, ["arbete", "trygghet", "hemloshet"], config)
+    test = [d for d in documents if splits[d.id] == "test"]
+    validation = [d for d in documents if splits[d.id] == "validation"]
+    assert {d.source for d in test} <= TEST_SOURCES
+    positives = Counter(slug for d in test for slug in d.themes)
+    assert min(positives.values()) >= 6, positives
+    assert Counter(slug for d in validation for slug in d.themes)["hemloshet"] >= 4
+    real = sum(d.source in TEST_SOURCES for d in documents)
+    assert 0.2 * real <= len(test) <= 0.45 * real
+    assert any(not d.themes for d in test)
+
+
+def test_the_split_is_the_same_every_time_and_changes_with_the_seed() -> None:
+    documents = _split_fixture()
+    slugs = ["arbete", "trygghet", "hemloshet"]
+    first = assign_splits(documents, slugs, TrainingConfig())
+    assert assign_splits(list(reversed(documents)), slugs, TrainingConfig()) == first
+    assert assign_splits(documents, slugs, TrainingConfig(seed=7)) != first
+
+
+def test_a_rare_theme_keeps_two_positives_for_training() -> None:
+    documents = [_doc(n, "press", "hemloshet") for n in range(5)]
+    documents += [_doc(n, "press") for n in range(5, 40)]
+    splits = assign_splits(documents, ["hemloshet"], TrainingConfig(min_test_positives=6))
+    assert sum(splits[d.id] == "test" for d in documents if d.themes) == 3
+
+
+# --- training round trip on a small synthetic labelled corpus -------------------------------------
+
+POOLS = {
+    "hemloshet": [
+        "Antalet hemlösa i kommunen har ökat kraftigt det senaste året.",
+        "Stadsmissionen öppnar ett nytt härbärge för hemlösa kvinnor.",
+        "Bostad först ger personer i hemlöshet ett eget hyreskontrakt.",
+        "Socialtjänsten vill förebygga vräkningar genom tidig kontakt med hyresvärdarna.",
+        "Fler barnfamiljer riskerar vräkning när hyrorna stiger.",
+        "Hemlösheten bland unga vuxna är ett växande problem i storstäderna.",
+        "Kommunen erbjuder sociala kontrakt till den som står utan bostad.",
+        "Natthärbärget var fullbelagt under de kallaste nätterna.",
+    ],
+    "arbete": [
+        "Arbetslösheten bland unga steg till nio procent i mars.",
+        "Arbetsförmedlingen ska förbättra matchningen mellan arbetssökande och arbetsgivare.",
+        "Fler långtidsarbetslösa ska komma i arbete genom subventionerade anställningar.",
+        "Regeringen vill att fler ska gå från försörjningsstöd till egenförsörjning.",
+        "Sysselsättningen ökade i industrin under andra kvartalet.",
+        "Nystartsjobb och lönebidrag gör det lättare för företag att anställa.",
+        "Jobbcoacher hjälper arbetssökande att skriva ansökningar.",
+        "Många lediga jobb finns inom vården och byggsektorn.",
+    ],
+    "trygghet": [
+        "Polisen ökar närvaron i centrum efter flera skjutningar.",
+        "Kommunen satsar på brottsförebyggande arbete bland unga.",
+        "Gängkriminaliteten har flyttat ut till mindre orter.",
+        "Fler ordningsvakter ska öka tryggheten på torget.",
+        "Brottsofferjouren möter allt fler som utsatts för våld.",
+        "Kameraövervakning införs vid stationen efter rån och misshandel.",
+        "Otryggheten i trapphusen är störst på kvällarna.",
+        "Polisen och socialtjänsten samarbetar för att stoppa nyrekryteringen till gängen.",
+    ],
+}
 NEUTRAL = [
     "Sverige och Finland fördjupar försvarssamarbetet i Östersjöregionen.",
     "Landsbygdsministern deltar vid jordbruksrådet i Bryssel.",
@@ -278,88 +349,170 @@ NEUTRAL = [
     "Kulturministern inviger den nya utställningen på Nationalmuseum.",
     "Fiskekvoterna för sill i Östersjön sänks nästa år.",
 ]
+SMALL_TAXONOMY = """\
+themes:
+  - slug: hemloshet
+    label: Hemlöshet
+    definition: Hemlöshet och utestängning från bostadsmarknaden.
+    keywords: [\\w*hemlös, härbärge, bostad först, vräk]
+  - slug: arbete
+    label: Arbete
+    definition: Sysselsättning och arbetsmarknad.
+    keywords: [\\w*arbetslös, arbetsförmedling, \\w*jobb, sysselsättning]
+  - slug: trygghet
+    label: Trygghet
+    definition: Trygghet och brottslighet.
+    keywords: [polis, \\w*brott, gäng, \\w*våld, \\w*otrygg]
+"""
 TINY = TrainingConfig(
     word_max_features=3000,
     word_min_df=1,
     char_max_features=4000,
     char_min_df=1,
     max_df=1.0,
-    calibration_folds=2,
-    validation_fraction=0.25,
-    min_positives=4,
+    test_fraction=0.3,
+    min_test_positives=4,
+    validation_fraction=0.3,
+    min_validation_positives=3,
+    unlabelled_sample=12,
 )
-HELDOUT_MARKER = "Zyxwerkstad"
 
 
-def _document(rng: random.Random, title: str, pools: list[list[str]]) -> str:
-    sentences = [sentence for pool in pools for sentence in rng.sample(pool, 4)]
-    sentences += rng.sample(NEUTRAL, 2)
+def _body(rng: random.Random, marker: str, themes: list[str]) -> str:
+    sentences = [s for slug in themes for s in rng.sample(POOLS[slug], 3)]
+    sentences += rng.sample(NEUTRAL, 2 if themes else 4)
     rng.shuffle(sentences)
-    return f"# {title}\n\n" + "\n\n".join(sentences) + "\n"
+    return f"Ärende {marker}. " + " ".join(sentences)
+
+
+def _labelled_corpus(root: Path) -> dict[str, Path]:
+    """Press Markdown, sample HTML pages and written Markdown, with label files for each."""
+    rng = random.Random(11)
+    press, labels, repo = root / "press", root / "labels", root / "repo"
+    plans = [[], ["hemloshet"], ["arbete"], ["trygghet"], ["arbete", "trygghet"]]
+    rows: dict[str, list[dict]] = {"press.jsonl": [], "sample.jsonl": [], "written.jsonl": []}
+    for number in range(70):
+        themes = plans[number % len(plans)]
+        marker = f"kod{number:03d}qz"
+        if number < 50:
+            relative = f"regeringen/pressmeddelanden/2024/{number % 12 + 1:02d}/dok-{number}.md"
+            file, label_file = press / relative, "press.jsonl"
+            content = f"# Nyhet {number}\n\n{_body(rng, marker, themes)}\n"
+        elif number < 60:
+            relative = f"corpus/sample/sites/kommun.example/nyheter/nyhet-{number}.html"
+            file, label_file = repo / relative, "sample.jsonl"
+            content = (
+                f"<html lang='sv'><head><title>Nyhet {number}</title></head><body><main>"
+                f"<h1>Nyhet {number}</h1><p>{_body(rng, marker, themes)}</p></main></body></html>"
+            )
+        else:
+            relative = f"written/inlagg-{number}.md"
+            file, label_file = labels / relative, "written.jsonl"
+            content = f"# Inlägg {number}\n\n{_body(rng, marker, themes)}\n"
+        file.parent.mkdir(parents=True, exist_ok=True)
+        file.write_text(content, encoding="utf-8")
+        rows[label_file].append({"path": relative, "themes": themes})
+    for number in range(15):  # unlabelled press releases for weak labels and self-training
+        file = press / "regeringen" / "pressmeddelanden" / "2025" / f"omarkt-{number}.md"
+        file.parent.mkdir(parents=True, exist_ok=True)
+        themes = plans[number % len(plans)]
+        file.write_text(f"# Omärkt {number}\n\n{_body(rng, 'x', themes)}\n", encoding="utf-8")
+    for name, lines in rows.items():
+        (labels / name).write_text("".join(json.dumps(r) + "\n" for r in lines), "utf-8")
+    taxonomy = root / "themes.yaml"
+    taxonomy.write_text(SMALL_TAXONOMY, encoding="utf-8")
+    return {"press_dir": press, "labels_dir": labels, "repo_root": repo, "themes_path": taxonomy}
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict, Path]:
-    """Train once on 48 generated press releases plus 3 held-out ones; share the result."""
-    root = tmp_path_factory.mktemp("themes")
-    press = root / "press"
-    rng = random.Random(7)
-    kinds = [("hemlöshet", [HOMELESS]), ("arbete", [JOBS]), ("övrigt", [NEUTRAL])]
-    for number in range(48):
-        title, pools = kinds[number % 3]
-        file = press / "regeringen" / "pressmeddelanden" / "2024" / f"{number % 12 + 1:02d}"
-        file.mkdir(parents=True, exist_ok=True)
-        (file / f"dokument-{number}.md").write_text(
-            _document(rng, f"Nyheter om {title} nummer {number}", pools), encoding="utf-8"
-        )
-    heldout_rows = []
-    for number, (slug, pool) in enumerate(
-        [("hemloshet", HOMELESS), ("arbete", JOBS), (None, NEUTRAL)]
-    ):
-        relative = f"regeringen/debattartiklar/2025/01/heldout-{number}.md"
-        text = _document(rng, f"{HELDOUT_MARKER} debatt {number}", [pool])
-        (press / relative).parent.mkdir(parents=True, exist_ok=True)
-        (press / relative).write_text(text, encoding="utf-8")
-        heldout_rows.append({"path": relative, "themes": [slug] if slug else []})
-    heldout = root / "heldout.jsonl"
-    heldout.write_text("".join(json.dumps(row) + "\n" for row in heldout_rows), encoding="utf-8")
-    output = root / "model"
-    metrics = train_themes(press, DEFAULT_THEMES, output, heldout=heldout, config=TINY)
-    return output, metrics, heldout
+def corpus(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    return _labelled_corpus(tmp_path_factory.mktemp("labelled"))
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory, corpus) -> tuple[Path, dict]:
+    """Train once on the synthetic corpus and share the result."""
+    output = tmp_path_factory.mktemp("model") / "themes"
+    return output, train_themes(output, config=TINY, **corpus)
+
+
+def test_labelled_documents_are_read_from_all_three_sources(corpus) -> None:
+    documents = load_labelled(["hemloshet", "arbete", "trygghet"], **_paths(corpus))
+    assert Counter(d.source for d in documents) == {"press": 50, "sample": 10, "written": 10}
+    sample = next(d for d in documents if d.source == "sample")
+    assert sample.text.startswith("Ärende kod")  # the extractor's body, without the title
+    press = next(d for d in documents if d.source == "press")
+    assert not press.text.startswith("Nyhet")
+
+
+def _paths(corpus: dict[str, Path]) -> dict[str, Path]:
+    return {key: corpus[key] for key in ("labels_dir", "press_dir", "repo_root")}
+
+
+@pytest.mark.parametrize(
+    ("line", "problem"),
+    [
+        ('{"path": "written/inlagg-60.md", "themes": ["hemlos"]}', "unknown themes"),
+        ('{"path": "written/inlagg-60.md", "themes": []}', "labelled twice"),
+        ('{"path": "written/saknas.md", "themes": []}', "not found"),
+    ],
+)
+def test_bad_labels_are_refused_naming_the_file_and_the_document(
+    corpus, tmp_path: Path, line: str, problem: str
+) -> None:
+    labels = tmp_path / "labels"
+    shutil.copytree(corpus["labels_dir"], labels)
+    with (labels / "written.jsonl").open("a", encoding="utf-8") as handle:
+        handle.write(line + "\n")
+    paths = _paths(corpus) | {"labels_dir": labels}
+    with pytest.raises((ValueError, FileNotFoundError), match=problem):
+        load_labelled(["hemloshet", "arbete", "trygghet"], **paths)
 
 
 def test_training_writes_model_thresholds_metadata_and_metrics(trained) -> None:
-    output, metrics, _ = trained
+    output, metrics = trained
     for name in ("themes.skops", "thresholds.json", "metadata.json", "metrics.json"):
         assert (output / name).is_file(), name
     assert json.loads((output / "metrics.json").read_text(encoding="utf-8")) == metrics
-    assert re.fullmatch(r"\d{4}-\d{2}-\d{2}-[0-9a-f]{8}", metrics["version"])
-    assert set(metrics["model"]["per_theme"]) == set(TAXONOMY)
-    assert set(metrics["keyword_baseline"]["per_theme"]) == set(TAXONOMY)
-    assert metrics["heldout"]["documents"] == 3
+    assert re.fullmatch(r"themes-[0-9a-f]{10}", metrics["version"])
+    assert set(metrics["test"]["model"]["per_theme"]) == {"hemloshet", "arbete", "trygghet"}
+    assert metrics["test"]["keyword_baseline"]["documents"] == metrics["split"]["test"]["documents"]
+    assert set(metrics["augmentation"]["validation"]) == {"none", "weak_labels", "self_training"}
 
 
-def test_training_never_sees_the_heldout_documents(trained) -> None:
-    output, metrics, _ = trained
-    assert metrics["training"]["documents"] == 48
-    model = ThemeModel.load(output)
-    vocabulary = model.features.transformer_list[0][1].vocabulary_
-    assert HELDOUT_MARKER.lower() not in vocabulary
-    assert "nummer" in vocabulary  # a word every training title has
+def test_the_test_split_holds_real_documents_only_and_is_never_trained_on(trained) -> None:
+    output, metrics = trained
+    split = metrics["split"]
+    assert set(split["test"]["sources"]) <= TEST_SOURCES
+    assert sum(split[name]["documents"] for name in ("train", "validation", "test")) == 70
+    vocabulary = ThemeModel.load(output).features.transformer_list[0][1].vocabulary_
+    markers = {word for word in vocabulary if re.fullmatch(r"kod\d{3}qz", word)}
+    assert len(markers) == split["train"]["documents"]  # each training document's marker
+    test_numbers = {int(re.search(r"(\d+)\.\w+$", path).group(1)) for path in split["test_ids"]}
+    assert not {f"kod{number:03d}qz" for number in test_numbers} & markers
 
 
-def test_themes_with_too_few_weak_positives_are_scored_by_keywords(trained) -> None:
-    output, metrics, _ = trained
-    sources = ThemeModel.load(output).sources
-    assert sources["hemloshet"] == "model"
-    assert sources["arbete"] == "model"
-    assert sources["integration"] == "keywords"
-    assert metrics["training"]["theme_sources"] == sources
+def test_training_twice_gives_the_same_model(trained, corpus, tmp_path: Path) -> None:
+    output, metrics = trained
+    again = train_themes(tmp_path / "again", config=TINY, **corpus)
+    assert again == metrics
+    first, second = ThemeModel.load(output), ThemeModel.load(tmp_path / "again")
+    assert first.scores(NEW_TEXTS) == second.scores(NEW_TEXTS)
 
 
-def test_loaded_model_reports_the_trained_version(trained) -> None:
-    output, metrics, _ = trained
-    assert ThemeModel.load(output).version == metrics["version"]
+def test_the_version_changes_when_a_label_changes(corpus, tmp_path: Path) -> None:
+    labels = tmp_path / "labels"
+    shutil.copytree(corpus["labels_dir"], labels)
+    path = labels / "written.jsonl"
+    rows = read_labels(path)
+    rows[0]["themes"] = ["arbete"] if rows[0]["themes"] != ["arbete"] else []
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    documents = load_labelled(["hemloshet", "arbete", "trygghet"], **_paths(corpus))
+    changed = load_labelled(
+        ["hemloshet", "arbete", "trygghet"], **(_paths(corpus) | {"labels_dir": labels})
+    )
+    themes = load_themes(corpus["themes_path"])
+    assert TINY.digest(themes, documents) != TINY.digest(themes, changed)
 
 
 NEW_TEXTS = [
@@ -371,12 +524,17 @@ NEW_TEXTS = [
 ]
 
 
+def test_loaded_model_reports_the_trained_version(trained) -> None:
+    output, metrics = trained
+    assert ThemeModel.load(output).version == metrics["version"]
+
+
 def test_predict_returns_only_themes_above_threshold_sorted_by_score(trained) -> None:
     model = ThemeModel.load(trained[0])
     all_scores = model.scores(NEW_TEXTS)
     predictions = model.predict(NEW_TEXTS)
     for scores, predicted in zip(all_scores, predictions, strict=True):
-        assert set(scores) == set(TAXONOMY)
+        assert set(scores) == {"hemloshet", "arbete", "trygghet"}
         assert all(0.0 <= score <= 1.0 for score in scores.values())
         expected = {slug for slug, score in scores.items() if score >= model.thresholds[slug]}
         assert {slug for slug, _ in predicted} == expected
@@ -388,7 +546,9 @@ def test_predict_returns_only_themes_above_threshold_sorted_by_score(trained) ->
 
 
 def test_predict_of_nothing_is_nothing(trained) -> None:
-    assert ThemeModel.load(trained[0]).predict([]) == []
+    model = ThemeModel.load(trained[0])
+    assert model.predict([]) == []
+    assert model.predict_with_terms([]) == []
 
 
 def test_explain_names_words_of_the_text_that_raised_the_score(trained) -> None:
@@ -400,10 +560,13 @@ def test_explain_names_words_of_the_text_that_raised_the_score(trained) -> None:
     assert any(term.startswith(("hemlös", "härbärge", "bostad")) for term in terms)
 
 
-def test_explain_for_a_keyword_scored_theme_lists_the_keyword_matches(trained) -> None:
+def test_predict_with_terms_agrees_with_predict_and_explain(trained) -> None:
     model = ThemeModel.load(trained[0])
-    text = "Sfi och samhällsorientering är grunden för integrationen. Sfi-lärare saknas."
-    assert model.explain(text, "integration") == ["sfi", "samhällsorientering", "integrationen"]
+    with_terms = model.predict_with_terms(NEW_TEXTS, k=4)
+    assert [[(s, score) for s, score, _ in row] for row in with_terms] == model.predict(NEW_TEXTS)
+    for text, row in zip(NEW_TEXTS, with_terms, strict=True):
+        for slug, _, terms in row:
+            assert list(terms) == model.explain(text, slug, k=4)
 
 
 def test_explain_refuses_an_unknown_theme(trained) -> None:
@@ -411,14 +574,45 @@ def test_explain_refuses_an_unknown_theme(trained) -> None:
         ThemeModel.load(trained[0]).explain("Text.", "hemlos")
 
 
-def test_config_hash_changes_with_keywords_and_heldout_set() -> None:
-    themes = load_themes(DEFAULT_THEMES)
-    config = TrainingConfig()
-    digest = config.digest(themes, ["a.md"])
-    assert digest == TrainingConfig().digest(themes, ["a.md"])
-    assert digest != config.digest(themes, ["a.md", "b.md"])
-    assert digest != TrainingConfig(C=1.0).digest(themes, ["a.md"])
-    assert digest != config.digest(themes[:-1], ["a.md"])
+def test_calibration_is_reported_on_the_test_split(trained) -> None:
+    calibration = trained[1]["test"]["calibration"]
+    assert calibration["pairs"] == 3 * trained[1]["split"]["test"]["documents"]
+    assert 0.0 <= calibration["brier"] <= 0.25
+    assert sum(b["pairs"] for b in calibration["bins"]) == calibration["pairs"]
+
+
+def test_evaluate_themes_command_scores_a_jsonl_file(trained, tmp_path: Path) -> None:
+    examples = [
+        {"id": "1", "text": NEW_TEXTS[0], "themes": ["hemloshet"]},
+        {"id": "2", "text": NEW_TEXTS[1], "themes": ["arbete"]},
+        {"id": "3", "text": NEW_TEXTS[2], "themes": []},
+    ]
+    path = tmp_path / "gold.jsonl"
+    path.write_text("".join(json.dumps(e, ensure_ascii=False) + "\n" for e in examples), "utf-8")
+    done = subprocess.run(
+        [sys.executable, "-m", "pipeline", "evaluate-themes", str(path), "--model", trained[0]],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=REPO_ROOT,
+    )
+    printed = json.loads(done.stdout)
+    assert printed == evaluate_themes(ThemeModel.load(trained[0]), examples)
+    assert printed["documents"] == 3
+    assert printed["per_theme"]["hemloshet"]["support"] == 1
+
+
+def test_evaluate_themes_command_names_an_unknown_theme(trained, tmp_path: Path) -> None:
+    path = tmp_path / "gold.jsonl"
+    path.write_text('{"id": "1", "text": "Text.", "themes": ["hemlos"]}\n', encoding="utf-8")
+    done = subprocess.run(
+        [sys.executable, "-m", "pipeline", "evaluate-themes", str(path), "--model", trained[0]],
+        capture_output=True,
+        text=True,
+        cwd=REPO_ROOT,
+    )
+    assert done.returncode != 0
+    assert "hemlos" in done.stderr
 
 
 # --- loading ------------------------------------------------------------------------------------
@@ -449,30 +643,39 @@ def test_load_refuses_a_model_file_with_untrusted_types(trained, tmp_path: Path)
         ThemeModel.load(copy)
 
 
-# --- the hand-labelled held-out set and the shipped model --------------------------------------
+# --- the project's labels and the shipped model ---------------------------------------------------
 
 
-def test_heldout_labels_are_valid_and_cover_every_theme() -> None:
-    rows = read_heldout(DEFAULT_HELDOUT)
-    assert len(rows) >= 80
-    assert len({row["path"] for row in rows}) == len(rows)
-    for row in rows:
-        assert set(row) == {"path", "themes"}
-        assert set(row["themes"]) <= set(TAXONOMY), row
-        assert row["path"].startswith("regeringen/") and row["path"].endswith(".md")
-    positives = {slug: sum(slug in row["themes"] for row in rows) for slug in TAXONOMY}
-    assert min(positives.values()) >= 2, positives
-    assert sum(not row["themes"] for row in rows) >= 10
+def test_project_label_files_are_valid() -> None:
+    for label_file in LABEL_FILES:
+        path = DEFAULT_LABELS / label_file.name
+        if not path.is_file():
+            continue
+        for row in read_labels(path):
+            assert set(row["themes"]) <= set(TAXONOMY), (path.name, row)
+            assert row["themes"] == sorted(set(row["themes"])), (path.name, row)
+            if label_file.base == "press":
+                assert row["path"].startswith("regeringen/") and row["path"].endswith(".md")
 
 
 @needs_press
-def test_heldout_documents_exist_in_the_press_corpus() -> None:
-    missing = [
-        row["path"]
-        for row in read_heldout(DEFAULT_HELDOUT)
-        if not (DEFAULT_PRESS_DIR / row["path"]).is_file()
-    ]
-    assert missing == []
+def test_project_labels_cover_every_theme_on_at_least_400_documents() -> None:
+    documents = load_labelled(TAXONOMY)
+    assert len(documents) >= 400
+    assert sum(d.source == "press" for d in documents) > len(documents) / 2
+    positives = Counter(slug for d in documents for slug in d.themes)
+    assert min(positives[slug] for slug in TAXONOMY) >= 25, positives
+    assert sum(not d.themes for d in documents) >= 50
+
+
+@needs_press
+def test_project_test_split_can_measure_every_theme() -> None:
+    documents = load_labelled(TAXONOMY)
+    splits = assign_splits(documents, TAXONOMY, TrainingConfig())
+    test = [d for d in documents if splits[d.id] == "test"]
+    positives = Counter(slug for d in test for slug in d.themes)
+    assert min(positives[slug] for slug in TAXONOMY) >= 6, positives
+    assert all(d.source in TEST_SOURCES for d in test)
 
 
 @needs_model
@@ -482,16 +685,13 @@ def test_shipped_model_is_small() -> None:
 
 @needs_model
 @needs_press
-def test_shipped_metrics_are_reproduced_by_the_shipped_model() -> None:
+def test_shipped_metrics_are_reproduced_by_the_shipped_model_on_the_test_split() -> None:
     model = ThemeModel.load()
     metrics = json.loads((DEFAULT_THEME_MODEL / "metrics.json").read_text(encoding="utf-8"))
+    by_id = {d.id: d for d in load_labelled(TAXONOMY)}
     examples = [
-        {
-            "id": row["path"],
-            "text": read_press_document(DEFAULT_PRESS_DIR / row["path"]),
-            "themes": row["themes"],
-        }
-        for row in read_heldout(DEFAULT_HELDOUT)
+        {"id": path, "text": by_id[path].text, "themes": list(by_id[path].themes)}
+        for path in metrics["split"]["test_ids"]
     ]
     assert metrics["version"] == model.version
-    assert evaluate_themes(model, examples) == metrics["model"]
+    assert evaluate_themes(model, examples) == metrics["test"]["model"]

@@ -6,11 +6,19 @@ robots.txt as "not now"), keeps one request per host in flight with a pause betw
 backs off when a server says it is overloaded, refuses to leave the hosts a source is allowed to
 visit, and never downloads more than ``max_bytes``. Every problem comes back as a
 :class:`FetchResult` with an ``error``, because one broken page must not stop a batch.
+
+Only http(s) URLs on a source's hosts are requested, and a host name that resolves to a
+loopback, private, link-local or otherwise non-public address is refused (on every redirect hop
+too) unless the sources file allows it: a public site must not be able to steer the crawler at
+the machine it runs on or at its network. A host written as an IP address in ``sources.yaml``
+was listed on purpose and is not refused.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import logging
+import socket
 import threading
 import time
 from collections.abc import Callable, Collection
@@ -267,6 +275,14 @@ class Fetcher:
             if redirected:
                 return "redirect", f"redirect to other host refused: {url}"
             return "not_allowed", f"host not allowed: {host}"
+        private = None if self.settings.allow_private_addresses else _private_address(host)
+        if private:
+            if redirected:
+                return "redirect", f"redirect to a private address refused: {url} ({private})"
+            return "not_allowed", (
+                f"{host} resolves to the private address {private}; set "
+                "allow_private_addresses: true under defaults in the sources file to crawl it"
+            )
         if check_robots:
             return self._robots_refusal(url, spacing)
         return None
@@ -546,6 +562,28 @@ def _retry_after(headers: dict[str, str]) -> float | None:
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
     return max(0.0, (when - datetime.now(UTC)).total_seconds())
+
+
+def _private_address(host: str) -> str | None:
+    """The first non-public address a host name resolves to, or None.
+
+    None also when the name does not resolve (the request then fails on its own, or a custom
+    transport routes it) and for IP addresses, which only pass the host check when listed.
+    """
+    try:
+        ipaddress.ip_address(host)
+        return None
+    except ValueError:
+        pass
+    try:
+        infos = socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)
+    except (OSError, UnicodeError):
+        return None
+    for info in infos:
+        address = ipaddress.ip_address(str(info[4][0]).split("%", 1)[0])
+        if not address.is_global or address.is_multicast:
+            return str(address)
+    return None
 
 
 def _origin(url: str) -> str:

@@ -1,18 +1,23 @@
 """Theme classification: which of the sector's themes a document is substantially about.
 
-Three layers, each usable on its own:
+Four layers, each usable on its own:
 
 * the taxonomy in ``corpus/themes.yaml`` (slug, label, definition, Swedish keyword stems),
   validated on load so that a typo fails loudly with the file, theme and key named;
 * keyword rules (:func:`weak_labels`, :class:`KeywordThemeModel`): a theme fires when its
-  keywords recur in a document, not on a single passing mention. They serve as the baseline
-  and as the weak labels the first model is trained on, since no hand-labelled training set
-  exists for this domain;
+  keywords recur in a document, not on a single passing mention. They are the baseline every
+  trained model is compared with, and a source of weak labels;
+* the hand-labelled documents in ``corpus/labels/`` (:func:`load_labelled`) and their fixed
+  split into train, validation and test (:func:`assign_splits`). Only real documents (the
+  government press corpus and the bundled sample sites) go into the test split: the written
+  documents were composed to carry their labels, so scoring on them would flatter the model;
 * a scikit-learn model (:func:`train_themes`, :class:`ThemeModel`): TF-IDF word and character
-  n-grams with one calibrated logistic regression per theme, trained on the weak labels of the
-  government press corpus. It generalises beyond the literal keywords (other inflections,
-  compounds, vocabulary that co-occurs with a theme). Themes with too few weak positives to
-  learn from are scored by the keyword rule instead, and the metadata says so.
+  n-grams plus the keyword counts of every theme, one class-weighted logistic regression per
+  theme fitted on the training split, Platt-calibrated and thresholded on the validation split,
+  and scored once on the test split next to the keyword baseline.
+
+The model sees a document's body without its title, because that is the text the pipeline
+stores and annotates (``documents.text``).
 
 Models are saved with ``skops`` and loaded against an explicit list of trusted types: loading a
 pickle runs arbitrary code, and a model directory is a file someone may hand us.
@@ -22,6 +27,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
+import random
 import re
 import time
 import unicodedata
@@ -29,25 +36,27 @@ import zipfile
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
+import scipy.sparse as sparse
 import sklearn
 import skops.io as sio
 import yaml
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.frozen import FrozenEstimator
 from sklearn.linear_model import LogisticRegression
-from sklearn.model_selection import train_test_split
+from sklearn.metrics import average_precision_score
+from sklearn.model_selection import KFold
 from sklearn.pipeline import FeatureUnion
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_THEMES = REPO_ROOT / "corpus" / "themes.yaml"
-DEFAULT_THEME_MODEL = Path(__file__).resolve().parents[2] / "models" / "themes"
+DEFAULT_THEME_MODEL = REPO_ROOT / "models" / "themes"
 DEFAULT_PRESS_DIR = REPO_ROOT.parent / "shared" / "data" / "press"
-DEFAULT_HELDOUT = REPO_ROOT / "corpus" / "labels" / "press-heldout.jsonl"
+DEFAULT_LABELS = REPO_ROOT / "corpus" / "labels"
 
 MODEL_FILE = "themes.skops"
 THRESHOLDS_FILE = "thresholds.json"
@@ -61,15 +70,19 @@ TRUSTED_TYPES = [
     "builtins.list",
     "builtins.str",
     "builtins.tuple",
+    "numpy.dtype",
     "numpy.float32",
     "numpy.float64",
+    "numpy.int32",
     "numpy.ndarray",
     "sklearn.calibration.CalibratedClassifierCV",
     "sklearn.calibration._CalibratedClassifier",
     "sklearn.calibration._SigmoidCalibration",
     "sklearn.feature_extraction.text.TfidfTransformer",
     "sklearn.feature_extraction.text.TfidfVectorizer",
+    "sklearn.frozen._frozen.FrozenEstimator",
     "sklearn.linear_model._logistic.LogisticRegression",
+    "sklearn.model_selection._split.KFold",
     "sklearn.pipeline.FeatureUnion",
 ]
 
@@ -196,14 +209,17 @@ def normalize_text(text: str) -> str:
     return " ".join(text.split())
 
 
-def read_press_document(path: Path) -> str:
-    """Title and body of a press-corpus Markdown file as plain text.
+def markdown_body(markdown: str) -> str:
+    """The body of a Markdown document (``# Title``, then the text) as plain text.
 
-    Link targets are dropped (they are URL paths, not prose) and the ``#`` heading marks go, so
-    the model sees the words a reader sees.
+    The title line is left out because the pipeline stores a page's title apart from the text
+    it annotates, and the model must see what it will see there. Heading marks and link
+    targets go too (link targets are URL paths, not prose).
     """
-    lines = path.read_text(encoding="utf-8").splitlines()
-    text = "\n".join(line.lstrip("#").strip() for line in lines)
+    lines = markdown.splitlines()
+    if lines and lines[0].startswith("# "):
+        lines = lines[1:]
+    text = "\n".join(line.lstrip("#").strip() for line in lines).strip()
     return _MARKDOWN_LINK.sub(r"\1", text)
 
 
@@ -301,47 +317,219 @@ def _theme_by_slug(themes: Sequence[Theme], slug: str) -> Theme:
     raise KeyError(f"unknown theme {slug!r}; known: {', '.join(t.slug for t in themes)}")
 
 
-# --- training ---------------------------------------------------------------------------------
+# --- hand-labelled documents ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LabelFile:
+    """One label file in ``corpus/labels``: where its paths point and how the text is read.
+
+    ``base`` is "press" (the press data directory, Markdown), "repo" (the repository, HTML
+    pages of the sample sites, read with the project's extractor) or "labels" (the labels
+    directory, Markdown).
+    """
+
+    name: str
+    source: str
+    base: str
+
+
+LABEL_FILES = (
+    LabelFile("press-heldout.jsonl", "press", "press"),
+    LabelFile("press.jsonl", "press", "press"),
+    LabelFile("sample.jsonl", "sample", "repo"),
+    LabelFile("written.jsonl", "written", "labels"),
+)
+TEST_SOURCES = frozenset({"press", "sample"})
+"""Sources whose documents may be test documents (see the module docstring)."""
+
+
+@dataclass(frozen=True)
+class LabelledDocument:
+    """A document's body text with its hand labels; ``id`` is its path in the label file."""
+
+    id: str
+    source: str
+    text: str
+    themes: tuple[str, ...]
+
+
+def read_labels(path: Path) -> list[dict[str, Any]]:
+    """Label lines ``{"path", "themes"}`` (other keys, such as a document kind, are kept)."""
+    rows = []
+    for number, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        row = json.loads(line)
+        if not isinstance(row.get("path"), str) or not isinstance(row.get("themes"), list):
+            raise ValueError(f"{path}:{number}: expected {{'path': str, 'themes': [slugs]}}")
+        rows.append(row)
+    return rows
+
+
+def load_labelled(
+    slugs: Sequence[str],
+    *,
+    labels_dir: Path = DEFAULT_LABELS,
+    press_dir: Path = DEFAULT_PRESS_DIR,
+    repo_root: Path = REPO_ROOT,
+) -> list[LabelledDocument]:
+    """Every hand-labelled document of the label files that exist, with its text.
+
+    A label file that is absent is skipped (a checkout may not have the written documents); a
+    label outside the taxonomy, a path labelled twice or a missing document is an error, since
+    any of them would silently change what the model learns or is scored on.
+    """
+    bases = {"press": Path(press_dir), "repo": Path(repo_root), "labels": Path(labels_dir)}
+    documents: list[LabelledDocument] = []
+    seen: set[str] = set()
+    for label_file in LABEL_FILES:
+        path = Path(labels_dir) / label_file.name
+        if not path.is_file():
+            continue
+        for row in read_labels(path):
+            unknown = set(row["themes"]) - set(slugs)
+            if unknown:
+                raise ValueError(f"{path}: {row['path']}: unknown themes {sorted(unknown)}")
+            if row["path"] in seen:
+                raise ValueError(f"{path}: {row['path']} is labelled twice")
+            seen.add(row["path"])
+            file = bases[label_file.base] / row["path"]
+            if not file.is_file():
+                raise FileNotFoundError(f"{path}: labelled document {file} not found")
+            documents.append(
+                LabelledDocument(
+                    id=row["path"],
+                    source=label_file.source,
+                    text=_document_text(file),
+                    themes=tuple(sorted(row["themes"])),
+                )
+            )
+    return documents
+
+
+def _document_text(file: Path) -> str:
+    """Body text of a Markdown document, or of an HTML page as the pipeline extracts it."""
+    if file.suffix == ".md":
+        return markdown_body(file.read_text(encoding="utf-8"))
+    from pipeline.extract import extract  # lxml and trafilatura load only when needed
+
+    return extract(file.read_text(encoding="utf-8")).text
+
+
+# --- the split --------------------------------------------------------------------------------
+
+
+def assign_splits(
+    documents: Sequence[LabelledDocument], slugs: Sequence[str], config: TrainingConfig
+) -> dict[str, str]:
+    """Each document's split: "train", "validation" or "test"; the same input gives the same split.
+
+    The test split is drawn from the real documents only (:data:`TEST_SOURCES`), the validation
+    split from what is left, written documents included; the rest is training data. Both draws
+    are stratified per theme (:func:`_stratified_draw`), so that rare themes are measurable.
+    """
+    real = [document for document in documents if document.source in TEST_SOURCES]
+    test = _stratified_draw(
+        real, slugs, config.test_fraction, config.min_test_positives, config.seed
+    )
+    rest = [document for document in documents if document.id not in test]
+    validation = _stratified_draw(
+        rest, slugs, config.validation_fraction, config.min_validation_positives, config.seed + 1
+    )
+    return {
+        document.id: "test"
+        if document.id in test
+        else "validation"
+        if document.id in validation
+        else "train"
+        for document in documents
+    }
+
+
+def _stratified_draw(
+    documents: Sequence[LabelledDocument],
+    slugs: Sequence[str],
+    fraction: float,
+    min_positives: int,
+    seed: int,
+) -> set[str]:
+    """Ids drawn so that each theme has ``fraction`` of its positives (at least ``min_positives``).
+
+    Themes are served rarest first from one seeded order of the documents, the usual greedy form
+    of iterative stratification: a document drawn for a rare theme also counts for the common
+    themes it carries. Every theme keeps at least two positives outside the draw, so that the
+    splits after it can still learn it. Documents without a theme are drawn in proportion.
+    """
+    order = sorted(documents, key=lambda document: document.id)
+    random.Random(seed).shuffle(order)
+    totals = Counter(slug for document in documents for slug in document.themes)
+    drawn: set[str] = set()
+    counts: Counter[str] = Counter()
+    for slug in sorted(slugs, key=lambda s: (totals[s], s)):
+        target = min(max(min_positives, round(fraction * totals[slug])), totals[slug] - 2)
+        for document in order:
+            if counts[slug] >= target:
+                break
+            if slug in document.themes and document.id not in drawn:
+                drawn.add(document.id)
+                counts.update(document.themes)
+    empty = [document for document in order if not document.themes]
+    drawn.update(document.id for document in empty[: round(fraction * len(empty))])
+    return drawn
+
+
+# --- features and classifiers -----------------------------------------------------------------
 
 
 @dataclass(frozen=True)
 class TrainingConfig:
     """Everything that shapes a trained model; its hash is part of the model version.
 
-    The feature caps keep the saved model well under 20 MB (11 themes x 80k float64 weights is
-    about 7 MB). ``min_positives`` is the fewest weak positives a theme needs before a
-    classifier is fitted; below it the keyword rule scores the theme.
+    Feature caps keep the saved model small: 11 themes x 90k float64 weights is about 8 MB.
+    ``keyword_scale`` weighs the keyword counts against the TF-IDF features (chosen by
+    cross-validation on the training and validation documents, like ``C`` and the n-gram
+    ranges). ``augmentation_gain`` is how much validation macro-AP weak labels or
+    self-training must add before they are used (see :func:`train_themes`).
     """
 
     word_max_features: int = 30_000
-    word_min_df: int = 3
-    char_max_features: int = 50_000
-    char_min_df: int = 5
+    word_min_df: int = 2
+    char_max_features: int = 60_000
+    char_min_df: int = 2
+    char_ngrams: tuple[int, int] = (3, 5)
     max_df: float = 0.9
-    C: float = 2.0
-    calibration_folds: int = 3
-    validation_fraction: float = 0.2
-    min_positives: int = 10
-    seed: int = 0
+    keyword_scale: float = 0.1
+    C: float = 4.0
+    test_fraction: float = 0.3
+    min_test_positives: int = 6
+    validation_fraction: float = 0.25
+    min_validation_positives: int = 4
+    unlabelled_sample: int = 2_000
+    augmentation_weight: float = 0.1
+    self_training_confidence: float = 0.9
+    augmentation_gain: float = 0.01
+    seed: int = 20251122
     rule: KeywordRule = field(default_factory=KeywordRule)
 
-    def digest(self, themes: Sequence[Theme], heldout_paths: Iterable[str]) -> str:
-        """Short hash of config, keyword rules, held-out set and sklearn version.
+    def digest(self, themes: Sequence[Theme], documents: Sequence[LabelledDocument]) -> str:
+        """Short hash of config, keyword rules, labelled documents and sklearn version.
 
-        The corpus itself is not hashed; the metadata records how many documents it had.
+        The same code, labels and texts give the same hash, so a retrained model keeps its
+        version exactly when nothing that shapes it has changed.
         """
         payload = {
             "config": asdict(self),
             "themes": [[t.slug, list(t.keywords)] for t in themes],
-            "heldout": sorted(heldout_paths),
+            "documents": [[d.id, d.source, list(d.themes), d.text] for d in documents],
             "sklearn": sklearn.__version__,
         }
         blob = json.dumps(payload, sort_keys=True, ensure_ascii=False).encode("utf-8")
-        return hashlib.sha256(blob).hexdigest()[:8]
+        return hashlib.sha256(blob).hexdigest()[:10]
 
 
 def build_features(config: TrainingConfig) -> FeatureUnion:
-    """Word 1-2-grams plus char_wb 3-5-grams.
+    """TF-IDF word 1-2-grams plus char_wb n-grams.
 
     Character n-grams inside word boundaries catch Swedish compounds and inflections
     ("hemlöshet", "hemlösa", "hemlöshetsstrategi" share "hemlö") that word features miss.
@@ -356,7 +544,7 @@ def build_features(config: TrainingConfig) -> FeatureUnion:
     )
     char = TfidfVectorizer(
         analyzer="char_wb",
-        ngram_range=(3, 5),
+        ngram_range=config.char_ngrams,
         min_df=config.char_min_df,
         max_df=config.max_df,
         max_features=config.char_max_features,
@@ -366,81 +554,60 @@ def build_features(config: TrainingConfig) -> FeatureUnion:
     return FeatureUnion([("word", word), ("char", char)])
 
 
-def build_classifier(config: TrainingConfig) -> CalibratedClassifierCV:
-    """Balanced logistic regression with sigmoid calibration, one per theme.
+def keyword_matrix(
+    texts: Sequence[str], themes: Sequence[Theme], scale: float
+) -> sparse.csr_matrix:
+    """Two columns per theme: log(1 + keyword matches) and log(1 + matches per 1,000 words).
 
-    ``ensemble=False`` keeps a single linear model (fitted on all data, calibrated on
-    cross-validated scores), which makes :meth:`ThemeModel.explain` a plain dot product.
+    The keyword lists encode what the definitions say in the sector's own words; as features
+    (rather than as a rule) the classifier learns how much each theme's matches are worth,
+    including matches of other themes. ``scale`` keeps them comparable to TF-IDF weights.
     """
-    linear = LogisticRegression(
-        C=config.C, class_weight="balanced", solver="liblinear", max_iter=1000
-    )
-    return CalibratedClassifierCV(
-        linear, method="sigmoid", cv=config.calibration_folds, ensemble=False
-    )
-
-
-def read_heldout(path: Path) -> list[dict[str, Any]]:
-    """Hand-labelled lines ``{"path", "themes"}`` (paths relative to the press data dir)."""
     rows = []
-    for number, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        row = json.loads(line)
-        if not isinstance(row.get("path"), str) or not isinstance(row.get("themes"), list):
-            raise ValueError(f"{path}:{number}: expected {{'path': str, 'themes': [slugs]}}")
-        rows.append(row)
-    return rows
+    for text in texts:
+        words = max(len(text.split()), 50)
+        counts = [theme.count(text) for theme in themes]
+        rows.append(
+            [math.log1p(count) for count in counts]
+            + [math.log1p(1000.0 * count / words) for count in counts]
+        )
+    matrix = np.asarray(rows, dtype=np.float32).reshape(len(texts), 2 * len(themes))
+    return sparse.csr_matrix(matrix * scale)
 
 
-def press_texts(press_dir: Path, exclude: set[str]) -> list[str]:
-    """Normalised texts of the Markdown files under ``press_dir`` whose relative path is not
-    in ``exclude`` (the held-out documents), in path order."""
-    return [
-        normalize_text(read_press_document(file))
-        for file in sorted(Path(press_dir).rglob("*.md"))
-        if file.relative_to(press_dir).as_posix() not in exclude
-    ]
+def feature_matrix(
+    features: FeatureUnion, themes: Sequence[Theme], keyword_scale: float, texts: Sequence[str]
+) -> sparse.csr_matrix:
+    """The model's input for normalised texts: TF-IDF columns, then the keyword columns."""
+    keywords = keyword_matrix(texts, themes, keyword_scale)
+    return sparse.hstack([features.transform(texts), keywords]).tocsr()
 
 
-def _label_matrix(labels: Sequence[set[str]], slugs: Sequence[str]) -> np.ndarray:
-    return np.array([[slug in doc for slug in slugs] for doc in labels], dtype=np.int8)
+def keyword_feature_names(themes: Sequence[Theme]) -> list[str]:
+    """Names of :func:`keyword_matrix` columns, in its order."""
+    return [f"keywords__{t.slug}" for t in themes] + [f"keyword_density__{t.slug}" for t in themes]
 
 
-def _stratification_key(matrix: np.ndarray, slugs: Sequence[str]) -> list[str]:
-    """Rarest weak label of each document, so that rare themes land in both splits."""
-    totals = matrix.sum(axis=0)
-    keys = []
-    for row in matrix:
-        present = list(np.flatnonzero(row))
-        keys.append(slugs[min(present, key=lambda i: totals[i])] if present else "-")
-    counts = Counter(keys)
-    return [key if counts[key] >= 2 else "-" for key in keys]
+def build_classifier(config: TrainingConfig) -> LogisticRegression:
+    """Class-weighted logistic regression: rare themes must not be drowned by the negatives."""
+    return LogisticRegression(
+        C=config.C, class_weight="balanced", solver="liblinear", max_iter=1000, random_state=0
+    )
 
 
-def _fit(
-    texts: Sequence[str], matrix: np.ndarray, slugs: Sequence[str], config: TrainingConfig
-) -> tuple[FeatureUnion, dict[str, CalibratedClassifierCV]]:
-    """Fit features and one classifier per theme that has enough positives."""
-    features = build_features(config)
-    x = features.fit_transform(texts)
-    _plain_vocabularies(features)
-    classifiers = {}
-    for column, slug in enumerate(slugs):
-        y = matrix[:, column]
-        if y.sum() >= config.min_positives:
-            classifiers[slug] = build_classifier(config).fit(x, y)
-    return features, classifiers
+def calibrate(linear: LogisticRegression, x: Any, y: np.ndarray) -> CalibratedClassifierCV:
+    """Platt scaling of a fitted classifier on held-out documents (the validation split).
 
-
-def _plain_vocabularies(features: FeatureUnion) -> None:
-    """Store vocabulary indices as Python ints instead of numpy integers.
-
-    skops writes every numpy scalar as a file of its own inside the zip: with 80k terms that
-    made the model 20 MB and took minutes to save and load. Python ints go into the schema.
+    The classifier is frozen, so the calibration maps its scores to probabilities without
+    refitting it; sklearn's sigmoid fit smooths the targets, which keeps a validation set that
+    the classifier separates perfectly from producing scores of exactly 0 and 1.
     """
-    for _, vectorizer in features.transformer_list:
-        vectorizer.vocabulary_ = {term: int(i) for term, i in vectorizer.vocabulary_.items()}
+    # A frozen classifier is not refitted per fold, so the folds only route its predictions
+    # to one sigmoid fit over all of ``x``; plain KFold avoids stratified folds' complaints
+    # about themes with fewer validation positives than folds.
+    return CalibratedClassifierCV(
+        FrozenEstimator(linear), method="sigmoid", cv=KFold(n_splits=2)
+    ).fit(x, y)
 
 
 def _best_threshold(y: np.ndarray, scores: np.ndarray) -> float:
@@ -458,109 +625,280 @@ def _best_threshold(y: np.ndarray, scores: np.ndarray) -> float:
     return float(tied[len(tied) // 2])
 
 
+def _label_matrix(labels: Sequence[Iterable[str]], slugs: Sequence[str]) -> np.ndarray:
+    """0/1 matrix of documents x themes from each document's theme slugs."""
+    sets = [set(themes) for themes in labels]
+    return np.array([[slug in themes for slug in slugs] for themes in sets], dtype=np.int8)
+
+
+def _plain_vocabularies(features: FeatureUnion) -> None:
+    """Store vocabulary indices as Python ints instead of numpy integers.
+
+    skops writes every numpy scalar as a file of its own inside the zip: with 90k terms that
+    makes the model huge and slow to save and load. Python ints go into the schema.
+    """
+    for _, vectorizer in features.transformer_list:
+        vectorizer.vocabulary_ = {term: int(i) for term, i in vectorizer.vocabulary_.items()}
+
+
+# --- weak labels and self-training ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Extra:
+    """Additional training rows for one theme: feature rows, labels and sample weights."""
+
+    x: Any
+    y: np.ndarray
+    weight: np.ndarray
+
+
+def unlabelled_texts(press_dir: Path, exclude: set[str], limit: int, seed: int) -> list[str]:
+    """Normalised bodies of a seeded sample of press documents that nobody labelled.
+
+    Very short documents (under 25 words: image captions, calendar stubs) carry no topic and
+    are left out. The sample keeps training to minutes on a small machine.
+    """
+    files = [
+        file
+        for file in sorted(Path(press_dir).rglob("*.md"))
+        if file.relative_to(press_dir).as_posix() not in exclude
+    ]
+    random.Random(seed).shuffle(files)
+    texts = []
+    for file in files:
+        text = normalize_text(markdown_body(file.read_text(encoding="utf-8")))
+        if len(text.split()) >= 25:
+            texts.append(text)
+        if len(texts) == limit:
+            break
+    return texts
+
+
+def weak_extra(
+    x_unlabelled: Any,
+    texts: Sequence[str],
+    themes: Sequence[Theme],
+    config: TrainingConfig,
+) -> dict[str, Extra]:
+    """Keyword-rule labels on unlabelled documents, down-weighted, as extra rows per theme."""
+    matrix = _label_matrix(weak_labels(texts, themes, config.rule), [t.slug for t in themes])
+    weight = np.full(len(texts), config.augmentation_weight)
+    return {
+        theme.slug: Extra(x_unlabelled, matrix[:, column], weight)
+        for column, theme in enumerate(themes)
+    }
+
+
+def self_training_extra(
+    x_unlabelled: Any, linears: dict[str, LogisticRegression], config: TrainingConfig
+) -> dict[str, Extra]:
+    """Confident predictions of the plain model on unlabelled documents, down-weighted.
+
+    A document becomes a positive above ``self_training_confidence`` and a negative below one
+    minus it; the uncertain middle is left out.
+    """
+    extras = {}
+    for slug, linear in linears.items():
+        probability = linear.predict_proba(x_unlabelled)[:, 1]
+        high = probability >= config.self_training_confidence
+        keep = np.flatnonzero(high | (probability <= 1 - config.self_training_confidence))
+        extras[slug] = Extra(
+            x_unlabelled[keep],
+            high[keep].astype(np.int8),
+            np.full(len(keep), config.augmentation_weight),
+        )
+    return extras
+
+
+# --- training ---------------------------------------------------------------------------------
+
+
+def fit_linears(
+    x: Any,
+    y: np.ndarray,
+    slugs: Sequence[str],
+    config: TrainingConfig,
+    extras: dict[str, Extra] | None = None,
+) -> dict[str, LogisticRegression]:
+    """One classifier per theme on the training rows, plus that theme's extra rows if given."""
+    linears = {}
+    for column, slug in enumerate(slugs):
+        if y[:, column].sum() == 0:
+            raise ValueError(f"theme '{slug}' has no positive document in the training split")
+        rows, labels, weight = x, y[:, column], np.ones(len(y))
+        if extras:
+            extra = extras[slug]
+            rows = sparse.vstack([x, extra.x]).tocsr()
+            labels = np.concatenate([labels, extra.y])
+            weight = np.concatenate([weight, extra.weight])
+        linears[slug] = build_classifier(config).fit(rows, labels, sample_weight=weight)
+    return linears
+
+
 def train_themes(
-    press_dir: Path,
-    themes_path: Path,
     output: Path,
     *,
-    heldout: Path,
+    labels_dir: Path = DEFAULT_LABELS,
+    press_dir: Path = DEFAULT_PRESS_DIR,
+    repo_root: Path = REPO_ROOT,
+    themes_path: Path = DEFAULT_THEMES,
     config: TrainingConfig | None = None,
 ) -> dict[str, Any]:
-    """Train on weak labels of the press corpus, pick thresholds, evaluate, save; return metrics.
+    """Train on the hand labels, calibrate and threshold on validation, score on test; save.
 
-    The held-out documents are excluded from everything (vocabulary, training, thresholds) and
-    only used for the final evaluation. Thresholds come from a validation split of the weakly
-    labelled training documents; the final classifiers are then refitted on all of them, so
-    rare themes keep every positive they have.
+    Steps, each using only the documents it names:
+
+    1. the labelled documents are split (:func:`assign_splits`);
+    2. the vocabulary and one classifier per theme are fitted on the training split;
+    3. weak labels and self-training over a sample of the unlabelled press corpus are tried as
+       extra training rows; a variant replaces the plain model only if it raises validation
+       macro-AP by ``config.augmentation_gain``;
+    4. each classifier is Platt-calibrated on the validation split, and each theme's threshold
+       is the one with the best validation F1;
+    5. the test split is scored once, together with the keyword baseline.
+
+    Returns the metrics that are also written to ``metrics.json``.
     """
     started = time.perf_counter()
     config = config or TrainingConfig()
-    press_dir, output = Path(press_dir), Path(output)
+    output = Path(output)
     themes = load_themes(themes_path)
     slugs = [theme.slug for theme in themes]
-    gold = read_heldout(heldout)
-    heldout_paths = {row["path"] for row in gold}
-    texts = press_texts(press_dir, exclude=heldout_paths)
-    if not texts:
-        raise ValueError(f"no training documents (*.md) found under {press_dir}")
-    matrix = _label_matrix(weak_labels(texts, themes, config.rule), slugs)
+    documents = load_labelled(
+        slugs, labels_dir=labels_dir, press_dir=press_dir, repo_root=repo_root
+    )
+    splits = assign_splits(documents, slugs, config)
+    parts = {
+        name: [d for d in documents if splits[d.id] == name]
+        for name in ("train", "validation", "test")
+    }
+    texts = {name: [normalize_text(d.text) for d in docs] for name, docs in parts.items()}
+    y = {name: _label_matrix([d.themes for d in docs], slugs) for name, docs in parts.items()}
 
-    thresholds = _validation_thresholds(texts, matrix, slugs, config)
-    features, classifiers = _fit(texts, matrix, slugs, config)
+    features = build_features(config).fit(texts["train"])
+    _plain_vocabularies(features)
+
+    def matrix(batch: Sequence[str]) -> sparse.csr_matrix:
+        return feature_matrix(features, themes, config.keyword_scale, batch)
+
+    x_train, x_validation = matrix(texts["train"]), matrix(texts["validation"])
+    plain = fit_linears(x_train, y["train"], slugs, config)
+    unlabelled = unlabelled_texts(
+        press_dir, {d.id for d in documents}, config.unlabelled_sample, config.seed
+    )
+    x_unlabelled = matrix(unlabelled)
+    variants = {
+        "none": plain,
+        "weak_labels": fit_linears(
+            x_train, y["train"], slugs, config, weak_extra(x_unlabelled, unlabelled, themes, config)
+        ),
+        "self_training": fit_linears(
+            x_train, y["train"], slugs, config, self_training_extra(x_unlabelled, plain, config)
+        ),
+    }
+    comparison = {
+        name: _validation_scores(linears, x_validation, y["validation"], slugs)
+        for name, linears in variants.items()
+    }
+    chosen = max(
+        comparison,
+        key=lambda name: (
+            comparison[name]["macro_ap"] - (0.0 if name == "none" else config.augmentation_gain)
+        ),
+    )
+
+    classifiers = {
+        slug: calibrate(variants[chosen][slug], x_validation, y["validation"][:, column])
+        for column, slug in enumerate(slugs)
+    }
+    thresholds = {
+        slug: _best_threshold(
+            y["validation"][:, column], classifiers[slug].predict_proba(x_validation)[:, 1]
+        )
+        for column, slug in enumerate(slugs)
+    }
     model = ThemeModel(
         themes=themes,
         features=features,
         classifiers=classifiers,
-        thresholds={slug: thresholds.get(slug, 0.5) for slug in slugs},
-        rule=config.rule,
-        version=_version(config.digest(themes, heldout_paths)),
+        thresholds=thresholds,
+        keyword_scale=config.keyword_scale,
+        version=f"themes-{config.digest(themes, documents)}",
     )
-    examples = _heldout_examples(press_dir, gold)
+    examples = {
+        name: [{"id": d.id, "text": d.text, "themes": list(d.themes)} for d in docs]
+        for name, docs in parts.items()
+    }
     metrics = {
         "version": model.version,
-        "heldout": {
-            "file": Path(heldout).name,
-            "documents": len(examples),
-            "label_counts": _label_counts(examples, slugs),
+        "split": _split_report(documents, splits, slugs, config),
+        "augmentation": {"chosen": chosen, "validation": comparison},
+        "validation": evaluate_themes(model, examples["validation"]),
+        "test": {
+            "model": evaluate_themes(model, examples["test"]),
+            "keyword_baseline": evaluate_themes(
+                KeywordThemeModel(themes, config.rule), examples["test"]
+            ),
+            "calibration": calibration_report(model, examples["test"]),
         },
-        "model": evaluate_themes(model, examples),
-        "keyword_baseline": evaluate_themes(KeywordThemeModel(themes, config.rule), examples),
+        "thresholds": thresholds,
     }
     training = {
-        "documents": len(texts),
-        "weak_positive_counts": dict(zip(slugs, map(int, matrix.sum(axis=0)), strict=True)),
-        "documents_without_theme": int((matrix.sum(axis=1) == 0).sum()),
-        "theme_sources": model.sources,
+        "documents": {name: len(docs) for name, docs in parts.items()},
+        "unlabelled_documents": len(unlabelled),
+        "augmentation": chosen,
         "seconds": round(time.perf_counter() - started, 1),
     }
     model.save(output, config=config, training=training)
-    metrics["training"] = training | {"model_bytes": (output / MODEL_FILE).stat().st_size}
     (output / METRICS_FILE).write_text(_json(metrics), encoding="utf-8")
     return metrics
 
 
-def _validation_thresholds(
-    texts: Sequence[str], matrix: np.ndarray, slugs: Sequence[str], config: TrainingConfig
-) -> dict[str, float]:
-    """Per-theme thresholds maximising F1 against the weak labels of a validation split."""
-    indices = np.arange(len(texts))
-    keys = _stratification_key(matrix, slugs)
-    n_val = int(np.ceil(config.validation_fraction * len(texts)))
-    # Stratifying needs every key at least twice and no more keys than validation documents;
-    # a corpus too small for that (only tests use one) gets a plain random split.
-    stratify = keys if len(set(keys)) <= n_val and Counter(keys)["-"] != 1 else None
-    train_idx, val_idx = train_test_split(
-        indices, test_size=n_val, random_state=config.seed, stratify=stratify
-    )
-    features, classifiers = _fit([texts[i] for i in train_idx], matrix[train_idx], slugs, config)
-    x_val = features.transform([texts[i] for i in val_idx])
-    thresholds = {}
-    for slug, classifier in classifiers.items():
-        y_val = matrix[val_idx, slugs.index(slug)]
-        thresholds[slug] = _best_threshold(y_val, classifier.predict_proba(x_val)[:, 1])
-    return thresholds
+def _validation_scores(
+    linears: dict[str, LogisticRegression], x: Any, y: np.ndarray, slugs: Sequence[str]
+) -> dict[str, Any]:
+    """Average precision per theme on validation: threshold-free, so variants compare fairly."""
+    per_theme = {
+        slug: round(float(average_precision_score(y[:, c], linears[slug].decision_function(x))), 4)
+        for c, slug in enumerate(slugs)
+        if y[:, c].sum() > 0
+    }
+    return {"macro_ap": round(sum(per_theme.values()) / len(per_theme), 4), "per_theme": per_theme}
 
 
-def _version(digest: str) -> str:
-    return f"{datetime.now(UTC):%Y-%m-%d}-{digest}"
+def _split_report(
+    documents: Sequence[LabelledDocument],
+    splits: dict[str, str],
+    slugs: Sequence[str],
+    config: TrainingConfig,
+) -> dict[str, Any]:
+    """Sizes, sources and label counts per split, and the test documents by id."""
+    report: dict[str, Any] = {
+        "seed": config.seed,
+        "test_fraction": config.test_fraction,
+        "validation_fraction": config.validation_fraction,
+        "test_sources": sorted(TEST_SOURCES),
+    }
+    for name in ("train", "validation", "test"):
+        docs = [d for d in documents if splits[d.id] == name]
+        report[name] = {
+            "documents": len(docs),
+            "sources": dict(sorted(Counter(d.source for d in docs).items())),
+            "label_counts": _label_counts(docs, slugs),
+        }
+    report["label_counts_by_source"] = {
+        source: _label_counts([d for d in documents if d.source == source], slugs)
+        for source in sorted({d.source for d in documents})
+    }
+    report["test_ids"] = sorted(d.id for d in documents if splits[d.id] == "test")
+    return report
 
 
-def _heldout_examples(press_dir: Path, gold: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Turn held-out path labels into ``{"id", "text", "themes"}`` examples."""
-    examples = []
-    for row in gold:
-        file = press_dir / row["path"]
-        if not file.is_file():
-            raise FileNotFoundError(f"held-out document {row['path']} not found in {press_dir}")
-        text = read_press_document(file)
-        examples.append({"id": row["path"], "text": text, "themes": row["themes"]})
-    return examples
-
-
-def _label_counts(examples: Sequence[dict[str, Any]], slugs: Sequence[str]) -> dict[str, int]:
-    counts = Counter(slug for example in examples for slug in example["themes"])
+def _label_counts(documents: Sequence[Any], slugs: Sequence[str]) -> dict[str, int]:
+    counts = Counter(slug for document in documents for slug in document.themes)
     return {slug: counts.get(slug, 0) for slug in slugs} | {
-        "no_theme": sum(1 for example in examples if not example["themes"])
+        "no_theme": sum(1 for document in documents if not document.themes)
     }
 
 
@@ -581,26 +919,21 @@ class ThemeModel:
         features: FeatureUnion,
         classifiers: dict[str, CalibratedClassifierCV],
         thresholds: dict[str, float],
-        rule: KeywordRule,
+        keyword_scale: float,
         version: str,
     ) -> None:
         self.themes = list(themes)
         self.features = features
         self.classifiers = classifiers
         self.thresholds = thresholds
-        self.rule = rule
+        self.keyword_scale = keyword_scale
         self.version = version
-        self._feature_names: np.ndarray | None = None
+        self._feature_names: list[str] | None = None
 
     @property
     def slugs(self) -> list[str]:
         """Theme slugs in taxonomy order."""
         return [theme.slug for theme in self.themes]
-
-    @property
-    def sources(self) -> dict[str, str]:
-        """Per theme, whether the classifier ("model") or the keyword rule scores it."""
-        return {slug: "model" if slug in self.classifiers else "keywords" for slug in self.slugs}
 
     @classmethod
     def load(cls, model_dir: Path = DEFAULT_THEME_MODEL) -> ThemeModel:
@@ -631,7 +964,7 @@ class ThemeModel:
             features=stored["features"],
             classifiers=stored["classifiers"],
             thresholds={slug: float(value) for slug, value in thresholds.items()},
-            rule=KeywordRule(**metadata["config"]["rule"]),
+            keyword_scale=float(metadata["config"]["keyword_scale"]),
             version=metadata["version"],
         )
 
@@ -643,7 +976,6 @@ class ThemeModel:
         (output / THRESHOLDS_FILE).write_text(_json(self.thresholds), encoding="utf-8")
         metadata = {
             "version": self.version,
-            "created": datetime.now(UTC).isoformat(timespec="seconds"),
             "sklearn": sklearn.__version__,
             "config": asdict(config),
             "themes": [
@@ -660,75 +992,130 @@ class ThemeModel:
         (output / METADATA_FILE).write_text(_json(metadata), encoding="utf-8")
 
     def scores(self, texts: Sequence[str]) -> list[dict[str, float]]:
-        """Score of every theme for every text, each in [0, 1]."""
+        """Calibrated score of every theme for every text, each in [0, 1]."""
         normalized = [normalize_text(text) for text in texts]
         if not normalized:
             return []
-        x = self.features.transform(normalized)
-        columns = {
-            slug: classifier.predict_proba(x)[:, 1] for slug, classifier in self.classifiers.items()
-        }
-        keyword_themes = [theme for theme in self.themes if theme.slug not in self.classifiers]
-        results = []
-        for row, text in enumerate(normalized):
-            fallback = keyword_scores(text, keyword_themes, self.rule) if keyword_themes else {}
-            results.append(
-                {
-                    slug: float(columns[slug][row]) if slug in columns else fallback[slug]
-                    for slug in self.slugs
-                }
-            )
-        return results
+        return self._scores(self._matrix(normalized))
 
     def predict(self, texts: Sequence[str]) -> list[list[tuple[str, float]]]:
         """Only the themes at or above their threshold, highest score first."""
         return [_above(scores, self.thresholds) for scores in self.scores(texts)]
 
+    def predict_with_terms(
+        self, texts: Sequence[str], k: int = 8
+    ) -> list[list[tuple[str, float, tuple[str, ...]]]]:
+        """:meth:`predict` plus, for each theme found, the terms that drove its score.
+
+        One feature matrix serves both, so explaining costs little next to scoring.
+        """
+        normalized = [normalize_text(text) for text in texts]
+        if not normalized:
+            return []
+        x = self._matrix(normalized)
+        results = []
+        for row, scores in enumerate(self._scores(x)):
+            results.append(
+                [
+                    (slug, score, tuple(self._terms(x[row], normalized[row], slug, k)))
+                    for slug, score in _above(scores, self.thresholds)
+                ]
+            )
+        return results
+
     def explain(self, text: str, slug: str, k: int = 8) -> list[str]:
         """Terms that pushed ``slug``'s score up most for this text.
 
-        For a classifier theme these are the features with the largest positive
-        weight x tf-idf contribution; character n-grams are shown as the letters they cover.
-        For a keyword-scored theme they are the keyword matches.
+        These are the features with the largest positive weight x value contribution: words
+        and word pairs as they are, character n-grams as the word of the text that contains
+        them, and a theme's keyword counts as the keywords matched in the text.
         """
-        theme = _theme_by_slug(self.themes, slug)
+        _theme_by_slug(self.themes, slug)
         normalized = normalize_text(text)
-        if slug not in self.classifiers:
-            return [word for word, _ in Counter(theme.matches(normalized)).most_common(k)]
-        row = self.features.transform([normalized]).tocsr()
-        weights = self.classifiers[slug].calibrated_classifiers_[0].estimator.coef_[0]
-        contributions = row.data * weights[row.indices]
+        return self._terms(self._matrix([normalized]), normalized, slug, k)
+
+    def _matrix(self, normalized: Sequence[str]) -> sparse.csr_matrix:
+        return feature_matrix(self.features, self.themes, self.keyword_scale, normalized)
+
+    def _scores(self, x: sparse.csr_matrix) -> list[dict[str, float]]:
+        columns = {slug: clf.predict_proba(x)[:, 1] for slug, clf in self.classifiers.items()}
+        return [
+            {slug: float(columns[slug][row]) for slug in self.slugs} for row in range(x.shape[0])
+        ]
+
+    def _terms(self, row: sparse.csr_matrix, normalized: str, slug: str, k: int) -> list[str]:
+        linear = self.classifiers[slug].calibrated_classifiers_[0].estimator.estimator
+        contributions = row.data * linear.coef_[0][row.indices]
         names = self._names()
         words = re.findall(r"\w+", normalized.lower())
         terms: list[str] = []
-        for position in np.argsort(-contributions):
-            if contributions[position] <= 0 or len(terms) == k:
+        for position in np.argsort(-contributions, kind="stable"):
+            if contributions[position] <= 0 or len(terms) >= k:
                 break
-            term = _readable(names[row.indices[position]], words)
-            if term and term not in terms:
-                terms.append(term)
+            for term in self._readable(names[row.indices[position]], words, normalized):
+                if term and term not in terms and len(terms) < k:
+                    terms.append(term)
         return terms
 
-    def _names(self) -> np.ndarray:
+    def _readable(self, feature: str, words: Sequence[str], normalized: str) -> list[str]:
+        """A feature as a reader would recognise it (see :meth:`explain`)."""
+        kind, _, term = feature.partition("__")
+        if kind in ("keywords", "keyword_density"):
+            theme = _theme_by_slug(self.themes, term)
+            return [word for word, _ in Counter(theme.matches(normalized)).most_common(2)]
+        if kind != "char":
+            return [term]
+        for word in words:
+            if term in f" {word} ":
+                return [word]
+        return [term.strip()]
+
+    def _names(self) -> list[str]:
         if self._feature_names is None:
-            self._feature_names = self.features.get_feature_names_out()
+            self._feature_names = list(self.features.get_feature_names_out()) + (
+                keyword_feature_names(self.themes)
+            )
         return self._feature_names
 
 
-def _readable(feature: str, words: Sequence[str]) -> str:
-    """A feature name as a reader would recognise it.
+def calibration_report(model: ThemeModel, examples: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """How honest the scores are on labelled examples, over all (document, theme) pairs.
 
-    Word n-grams are shown as they are. A character n-gram such as " hemlö" is shown as the
-    first word of the text that contains it ("hemlösheten"), since fragments like "rbets" say
-    little on their own.
+    Brier score, expected calibration error over ten equal-width bins, and the bins themselves
+    (mean score next to the share of true themes), so that "0.8" can be checked to mean about
+    eight in ten.
     """
-    kind, _, term = feature.partition("__")
-    if kind != "char":
-        return term
-    for word in words:
-        if term in f" {word} ":
-            return word
-    return term.strip()
+    scored = model.scores([example["text"] for example in examples])
+    pairs = [
+        (scores[slug], slug in example["themes"])
+        for scores, example in zip(scored, examples, strict=True)
+        for slug in model.slugs
+    ]
+    if not pairs:
+        return {"pairs": 0}
+    probability = np.array([score for score, _ in pairs])
+    truth = np.array([gold for _, gold in pairs], dtype=float)
+    bins = []
+    error = 0.0
+    for low in np.round(np.arange(0.0, 1.0, 0.1), 1):
+        inside = (probability >= low) & ((probability < low + 0.1) | (low == 0.9))
+        if inside.any():
+            mean_score, share = probability[inside].mean(), truth[inside].mean()
+            error += inside.sum() / len(pairs) * abs(mean_score - share)
+            bins.append(
+                {
+                    "range": [float(low), round(float(low) + 0.1, 1)],
+                    "pairs": int(inside.sum()),
+                    "mean_score": round(float(mean_score), 4),
+                    "share_true": round(float(share), 4),
+                }
+            )
+    return {
+        "pairs": len(pairs),
+        "brier": round(float(np.mean((probability - truth) ** 2)), 4),
+        "expected_calibration_error": round(error, 4),
+        "bins": bins,
+    }
 
 
 # --- evaluation -------------------------------------------------------------------------------

@@ -423,6 +423,35 @@ def save_annotations(
         )
 
 
+def replace_themes(
+    db: sqlite_utils.Database,
+    scored: Sequence[tuple[int, Sequence[tuple[str, float, Sequence[str]]]]],
+    *,
+    themes_model: str,
+) -> None:
+    """Replace the themes of several documents in one transaction, leaving their mentions alone.
+
+    ``scored`` holds (document id, [(slug, score, terms)]). This is the write of
+    ``pipeline reprocess --stage themes`` after the theme model was retrained: the documents are
+    marked as scored by ``themes_model``, so the next batch does not annotate them again only
+    for that; a document whose text changed since its annotation stays pending by its hash.
+    """
+    with transaction(db) as conn:
+        for document_id, themes in scored:
+            conn.execute("DELETE FROM document_themes WHERE document_id = ?", (document_id,))
+            conn.executemany(
+                "INSERT INTO document_themes (document_id, theme, score, model_version, terms)"
+                " VALUES (?, ?, ?, ?, ?)",
+                [
+                    (document_id, slug, round(score, 4), themes_model, json.dumps(list(terms)))
+                    for slug, score, terms in themes
+                ],
+            )
+            conn.execute(
+                "UPDATE documents SET themes_model = ? WHERE id = ?", (themes_model, document_id)
+            )
+
+
 def refresh_entity_counts(db: sqlite_utils.Database, *, everything: bool = False) -> None:
     """Recompute counts, names, aliases and ``entity_links`` for the entities whose mentions
     changed since the last refresh (or for all of them with ``everything``).
