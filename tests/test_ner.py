@@ -19,6 +19,8 @@ from pipeline.nlp.ner import (
     read_jsonl,
 )
 from pipeline.nlp.ner_data import (
+    DEFAULT_CONFIG,
+    DEFAULT_DATA_DIR,
     build_corpora,
     guess_spaces,
     io_spans,
@@ -261,6 +263,13 @@ def test_shipped_model_is_small_licensed_and_has_its_card_and_metrics() -> None:
     metrics = json.loads((DEFAULT_NER_MODEL / "metrics.json").read_text(encoding="utf-8"))
     assert set(metrics["test"]["labels"]) == set(SCORED_LABELS)
     assert (DEFAULT_NER_MODEL / "MODEL_CARD.md").is_file()
+
+
+def test_train_ner_defaults_point_at_the_shipped_config_shared_data_and_models_dir() -> None:
+    assert DEFAULT_CONFIG == CONFIG
+    assert DEFAULT_CONFIG.is_file()
+    assert DEFAULT_DATA_DIR == DATA_DIR
+    assert DEFAULT_NER_MODEL == REPO / "models" / "ner"
 
 
 def write_tiny_corpora(data_dir: Path) -> None:

@@ -27,11 +27,16 @@ from typing import Any
 import spacy
 from spacy.tokens import Doc, DocBin, Span
 
-from pipeline.nlp.ner import SCORED_LABELS, evaluate, read_jsonl
+from pipeline.nlp.ner import DEFAULT_NER_MODEL, SCORED_LABELS, evaluate, read_jsonl
+
+# Defaults for `pipeline train-ner`, resolved from the package so the command works from any
+# directory: the config beside this module, the shared data beside the repository, models/ner.
+DEFAULT_CONFIG = Path(__file__).resolve().with_name("ner.cfg")
+DEFAULT_DATA_DIR = Path(__file__).resolve().parents[3] / "shared" / "data" / "ner"
+DEFAULT_OUTPUT = DEFAULT_NER_MODEL
 
 WEBBNYHETER_FILE = "webbnyheter2012-train.tsv"
 TALBANKEN_FILES = ("uner-talbanken-train.iob2", "uner-talbanken-dev.iob2")
-LABELS = ("PER", "ORG", "LOC", "MISC")
 SPLITS = ("train", "dev", "test")
 # spaCy prefixes the language, so the package reads "sv_pipeline_ner".
 MODEL_NAME = "pipeline_ner"
@@ -76,7 +81,7 @@ def join_tokens(tokens: Sequence[str], spaces: Sequence[bool]) -> str:
     return "".join(t + (" " if s else "") for t, s in zip(tokens, spaces, strict=True))
 
 
-def io_spans(tags: Sequence[str]) -> list[tuple[int, int, str]]:
+def io_spans(tags: Sequence[str | None]) -> list[tuple[int, int, str]]:
     """Token spans from IO labels (``None`` = outside): adjacent equal labels form one span."""
     spans: list[tuple[int, int, str]] = []
     for i, label in enumerate(tags):
