@@ -721,7 +721,7 @@ def test_a_batch_killed_with_sigkill_leaves_no_worker_process_behind(
 ) -> None:
     db_path = tmp_path / "pipeline.db"
     with LocalSite() as site:
-        room = Newsroom(site, batch_module.PARALLEL_MIN + 8, delay=0.05)
+        room = Newsroom(site, batch_module.PARALLEL_MIN + 24, delay=0.05)
         sources = write_sources(tmp_path / "s.yaml", f"      - feed: {site.url('/rss.xml')}")
         batch = subprocess.Popen(
             [
@@ -733,7 +733,9 @@ def test_a_batch_killed_with_sigkill_leaves_no_worker_process_behind(
             stderr=subprocess.PIPE,
         )
         deadline = time.monotonic() + 180
-        while progress_marks(db_path)[0] < 3 and time.monotonic() < deadline:
+        # The first pages are extracted in the batch's own process, then the workers start.
+        while progress_marks(db_path)[0] < batch_module.PARALLEL_MIN + 4:
+            assert time.monotonic() < deadline, "the batch stored too little"
             assert batch.poll() is None, batch.stderr.read() if batch.stderr else ""
             time.sleep(0.05)
         workers = children_of(batch.pid)

@@ -33,6 +33,7 @@ from pipeline.nlp.themes import (
     ThemesError,
     TrainingConfig,
     assign_splits,
+    bootstrap_macro_f1,
     evaluate_themes,
     keyword_scores,
     load_labelled,
@@ -247,6 +248,26 @@ def test_evaluate_computes_per_theme_and_averaged_scores(tmp_path: Path) -> None
     assert result["macro_f1"] == 0.5  # trygghet has no gold positive and is not averaged
     assert result["micro"]["f1"] == pytest.approx(2 / 3, abs=1e-4)
     assert result["documents"] == 4
+
+
+def test_bootstrap_intervals_bracket_the_score_and_pair_the_resamples(tmp_path: Path) -> None:
+    path = tmp_path / "themes.yaml"
+    path.write_text(SMALL_TAXONOMY, encoding="utf-8")
+    themes = load_themes(path)
+    strict = KeywordThemeModel(themes, KeywordRule(min_hits=2, per_1000_words=0.0))
+    lenient = KeywordThemeModel(themes, KeywordRule(min_hits=1, per_1000_words=0.0))
+    rng = random.Random(5)
+    examples = [
+        {"id": str(n), "text": _body(rng, str(n), plan), "themes": plan}
+        for n, plan in enumerate([["hemloshet"], ["arbete"], ["trygghet"], []] * 6)
+    ]
+    examples[0]["text"] = "Hemlösa syns i centrum."  # one mention: only the lenient rule fires
+    point = evaluate_themes(strict, examples)["macro_f1"]
+    same = bootstrap_macro_f1(strict, strict, examples, resamples=300)
+    assert same["difference"] == [0.0, 0.0]
+    assert same["model"][0] <= point <= same["model"][1]
+    other = bootstrap_macro_f1(lenient, strict, examples, resamples=300)
+    assert other["difference"][1] > 0.0
 
 
 def test_evaluate_refuses_gold_labels_outside_the_taxonomy() -> None:
@@ -478,6 +499,8 @@ def test_training_writes_model_thresholds_metadata_and_metrics(trained) -> None:
     assert set(metrics["test"]["model"]["per_theme"]) == {"hemloshet", "arbete", "trygghet"}
     assert metrics["test"]["keyword_baseline"]["documents"] == metrics["split"]["test"]["documents"]
     assert set(metrics["augmentation"]["validation"]) == {"none", "weak_labels", "self_training"}
+    low, high = metrics["test"]["bootstrap_95"]["model"]
+    assert low <= metrics["test"]["model"]["macro_f1"] <= high
 
 
 def test_the_test_split_holds_real_documents_only_and_is_never_trained_on(trained) -> None:

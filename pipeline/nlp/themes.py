@@ -841,6 +841,9 @@ def train_themes(
                 KeywordThemeModel(themes, config.rule), examples["test"]
             ),
             "calibration": calibration_report(model, examples["test"]),
+            "bootstrap_95": bootstrap_macro_f1(
+                model, KeywordThemeModel(themes, config.rule), examples["test"], seed=config.seed
+            ),
         },
         "thresholds": thresholds,
     }
@@ -1150,6 +1153,50 @@ def evaluate_themes(model: ThemePredictor, examples: Iterable[dict[str, Any]]) -
         "per_theme": per_theme,
         "macro_f1": round(sum(measured) / len(measured), 4) if measured else 0.0,
         "micro": _prf(totals["tp"], totals["fp"], totals["fn"]),
+    }
+
+
+def bootstrap_macro_f1(
+    model: ThemePredictor,
+    baseline: ThemePredictor,
+    examples: Sequence[dict[str, Any]],
+    *,
+    resamples: int = 2000,
+    seed: int = 0,
+) -> dict[str, list[float]]:
+    """95 % intervals of macro-F1 for a model, a baseline and their difference.
+
+    Documents are resampled with replacement (the same resamples for both, so the difference
+    is paired). With 6 to 30 positives per theme a single F1 moves by 0.05 or more with one
+    document, and the intervals say how much of a difference is noise.
+    """
+    slugs = list(model.slugs)
+    gold = _label_matrix([example["themes"] for example in examples], slugs).astype(bool)
+    texts = [example["text"] for example in examples]
+    guesses = [
+        _label_matrix([[slug for slug, _ in row] for row in predictor.predict(texts)], slugs)
+        for predictor in (model, baseline)
+    ]
+    rng = np.random.default_rng(seed)
+    draws = rng.integers(0, len(examples), size=(resamples, len(examples)))
+    weights = np.stack([np.bincount(draw, minlength=len(examples)) for draw in draws])
+    support = weights @ gold
+    scores = []
+    for guess in guesses:
+        guess = guess.astype(bool)
+        tp, fp, fn = weights @ (guess & gold), weights @ (guess & ~gold), weights @ (~guess & gold)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            f1 = np.where(2 * tp + fp + fn > 0, 2 * tp / (2 * tp + fp + fn), 0.0)
+        measured = support > 0
+        scores.append((f1 * measured).sum(axis=1) / measured.sum(axis=1))
+
+    def interval(values: np.ndarray) -> list[float]:
+        return [round(float(q), 4) for q in np.quantile(values, [0.025, 0.975])]
+
+    return {
+        "model": interval(scores[0]),
+        "keyword_baseline": interval(scores[1]),
+        "difference": interval(scores[0] - scores[1]),
     }
 
 
