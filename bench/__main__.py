@@ -18,6 +18,7 @@ BENCHMARKS = {
     "extraction": "bench.extraction",
     "entities": "bench.entities",
     "crawl": "bench.crawl",
+    "ingest": "bench.ingest",
 }
 
 

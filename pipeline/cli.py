@@ -307,7 +307,7 @@ def annotate_text(input_file: TextIO, batch_size: int) -> None:
     """Entities and themes for JSON lines {"id", "text"}; one JSON line out per line in."""
     from pipeline.nlp.annotate import Annotator
 
-    annotator = Annotator(batch_size=64, link=False)
+    annotator = Annotator(batch_size=64, link=False, explain=False)
     batch: list[dict] = []
     for number, line in enumerate(input_file, start=1):
         if not line.strip():

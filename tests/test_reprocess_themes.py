@@ -10,6 +10,7 @@ behind each score, and leave the mentions and the documents in other languages a
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -26,6 +27,7 @@ from pipeline.nlp.themes import (
     MODEL_FILE,
     THRESHOLDS_FILE,
     ThemeModel,
+    normalize_text,
 )
 from pipeline.progress import Progress
 from pipeline.reprocess import reprocess, reprocess_themes
@@ -80,6 +82,23 @@ def _mentions(db) -> list[tuple]:
     ).fetchall()
 
 
+def test_the_batch_stores_each_theme_with_its_score_version_and_terms(annotated: Path) -> None:
+    db = open_db(annotated / "pipeline.db")
+    rows = db.conn.execute(
+        "SELECT t.score, t.model_version, t.terms, d.text FROM document_themes t"
+        " JOIN documents d ON d.id = t.document_id"
+    ).fetchall()
+    db.close()
+    model = ThemeModel.load()
+    assert len(rows) >= 30
+    for score, version, terms, text in rows:
+        words = set(re.findall(r"\w+", normalize_text(text).lower()))
+        assert version == model.version
+        assert 0.0 <= score <= 1.0
+        assert json.loads(terms), "every stored theme names the terms behind its score"
+        assert all(set(term.split()) <= words for term in json.loads(terms))
+
+
 def test_every_swedish_document_gets_the_new_models_themes_scores_and_terms(
     annotated: Path, retrained: Path, tmp_path: Path
 ) -> None:
@@ -98,11 +117,12 @@ def test_every_swedish_document_gets_the_new_models_themes_scores_and_terms(
         ).fetchall()
         assert {theme for theme, *_ in rows} == set(model.slugs)
         expected = model.scores([text])[0]
-        lowered = text.lower()
+        # Terms are read from the normalised text; a word pair may span a comma.
+        words = set(re.findall(r"\w+", normalize_text(text).lower()))
         for theme, score, version, terms in rows:
             assert version == RETRAINED
             assert score == pytest.approx(expected[theme], abs=1e-4)
-            assert all(term in lowered for term in json.loads(terms))
+            assert all(set(term.split()) <= words for term in json.loads(terms))
     top = db.conn.execute(
         "SELECT terms FROM document_themes ORDER BY score DESC LIMIT 1"
     ).fetchone()

@@ -61,7 +61,7 @@ class Annotator:
         ner_model: Path = DEFAULT_NER_MODEL,
         theme_model: Path = DEFAULT_THEME_MODEL,
         *,
-        explain: bool = False,
+        explain: bool = True,
         batch_size: int = 64,
         link: bool = True,
     ):
@@ -102,18 +102,16 @@ class Annotator:
         entities = list(annotate(self.nlp, selected, batch_size=self.batch_size))
         self.timings["ner"] += time.perf_counter() - started
         started = time.perf_counter()
-        themes = self.themes.predict(selected) if selected else []
+        if not selected:
+            themes = []
+        elif self.explain:  # terms from the same feature matrix as the scores
+            themes = self.themes.predict_with_terms(selected)
+        else:
+            themes = [[(s, p, ()) for s, p in row] for row in self.themes.predict(selected)]
         self.timings["themes"] += time.perf_counter() - started
         results = [Annotation() for _ in texts]
         for position, index in enumerate(chosen):
-            scored = [
-                ThemeScore(
-                    slug,
-                    score,
-                    tuple(self.themes.explain(texts[index], slug)) if self.explain else (),
-                )
-                for slug, score in themes[position]
-            ]
+            scored = [ThemeScore(slug, score, terms) for slug, score, terms in themes[position]]
             found = entities[position]
             started = time.perf_counter()
             linked = self.linker.link(texts[index], found) if self.link else []

@@ -787,16 +787,13 @@ def train_themes(
     unlabelled = unlabelled_texts(
         press_dir, {d.id for d in documents}, config.unlabelled_sample, config.seed
     )
-    x_unlabelled = matrix(unlabelled)
-    variants = {
-        "none": plain,
-        "weak_labels": fit_linears(
-            x_train, y["train"], slugs, config, weak_extra(x_unlabelled, unlabelled, themes, config)
-        ),
-        "self_training": fit_linears(
-            x_train, y["train"], slugs, config, self_training_extra(x_unlabelled, plain, config)
-        ),
-    }
+    variants = {"none": plain}
+    if unlabelled:  # a press directory without unlabelled documents leaves nothing to add
+        x_unlabelled = matrix(unlabelled)
+        weak = weak_extra(x_unlabelled, unlabelled, themes, config)
+        variants["weak_labels"] = fit_linears(x_train, y["train"], slugs, config, weak)
+        pseudo = self_training_extra(x_unlabelled, plain, config)
+        variants["self_training"] = fit_linears(x_train, y["train"], slugs, config, pseudo)
     comparison = {
         name: _validation_scores(linears, x_validation, y["validation"], slugs)
         for name, linears in variants.items()
@@ -808,6 +805,9 @@ def train_themes(
         ),
     )
 
+    for column, slug in enumerate(slugs):
+        if not 0 < y["validation"][:, column].sum() < len(parts["validation"]):
+            raise ValueError(f"theme '{slug}' needs positive and negative validation documents")
     classifiers = {
         slug: calibrate(variants[chosen][slug], x_validation, y["validation"][:, column])
         for column, slug in enumerate(slugs)
