@@ -26,6 +26,14 @@ db_option = click.option(
     help="SQLite database file.",
 )
 
+warc_option = click.option(
+    "--warc-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=DATA_DIR / "warc",
+    show_default=True,
+    help="Where raw responses are archived (WARC files).",
+)
+
 
 def _fail(message: str) -> None:
     raise click.ClickException(message)
@@ -52,13 +60,7 @@ def cli() -> None:
 )
 @click.option("--source", "only", multiple=True, help="Only this source id (repeatable).")
 @db_option
-@click.option(
-    "--warc-dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=DATA_DIR / "warc",
-    show_default=True,
-    help="Where raw responses are archived.",
-)
+@warc_option
 @click.option("--quiet", is_flag=True, help="Only print the summary.")
 @click.option(
     "--workers",
@@ -158,13 +160,7 @@ def runs(db_path: Path, limit: int) -> None:
     help="Sources file.",
 )
 @db_option
-@click.option(
-    "--warc-dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=DATA_DIR / "warc",
-    show_default=True,
-    help="Where raw responses are archived.",
-)
+@warc_option
 @click.option("--once", is_flag=True, help="Run what is due now, then exit (for cron).")
 @click.option("--print-cron", is_flag=True, help="Print a crontab entry and exit.")
 @click.option("--print-systemd", is_flag=True, help="Print a systemd service unit and exit.")
@@ -268,13 +264,7 @@ def extract_command(html_file: Path, url: str | None, fetched_at: datetime | Non
     help="Sources file with the selectors to use [default: corpus/sources.yaml].",
 )
 @db_option
-@click.option(
-    "--warc-dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=DATA_DIR / "warc",
-    show_default=True,
-    help="Where the raw responses are archived.",
-)
+@warc_option
 def reprocess(
     stage: str, only: tuple[str, ...], sources_path: Path, db_path: Path, warc_dir: Path
 ) -> None:
