@@ -177,6 +177,11 @@ class Batch:
         # Seconds per stage of the last run (fetch, extract, ner, …), summed over processes.
         self.timings: Counter[str] = Counter()
         self._pool: WorkerPool | None = None
+        # Annotation chunks sent to the workers while the crawl goes on (see _annotate_alongside).
+        self._annotating: deque[tuple[list[PendingDocument], Future[AnnotateOutcome]]] = deque()
+        self._annotated_upto = 0  # the highest document id sent for annotation during the crawl
+        self._unsent = 0  # documents stored since then that still wait for annotation
+        self._versions: tuple[str, str] | None = None
 
     @property
     def annotator(self) -> Annotator:
@@ -200,6 +205,9 @@ class Batch:
         started = time.monotonic()
         self.counts = Counter()  # a Batch object may run more than once (the scheduler)
         self.timings = Counter()
+        self._annotating.clear()
+        self._annotated_upto = self._unsent = 0
+        self._versions = None
         run_id = start_run(db, [s.id for s in sources], os.getpid())
         crawl_counts = CrawlCounts()
         status, message = "failed", None
@@ -275,6 +283,7 @@ class Batch:
                 extraction = pool.submit(extract_in_worker if in_pool else _extract_here, job)
             in_flight.append(_Fetched(page, result, fetch_id, extraction))
             self._record_fetched(db, crawler, source, in_flight, keep=self._ahead())
+            self._annotate_alongside(db)
         self._record_fetched(db, crawler, source, in_flight, keep=0)
         if self.stop.is_set():
             raise BatchStopped
@@ -338,12 +347,43 @@ class Batch:
             fetch_id=fid,
         )
         self.counts[saved.outcome] += 1
+        if saved.outcome in ("new", "changed"):
+            self._unsent += 1
+
+    def _annotate_alongside(self, db: sqlite_utils.Database) -> None:
+        """Send stored documents to the workers for annotation while the crawl goes on.
+
+        During a crawl the main process fetches and the workers mostly wait for pages to
+        extract; annotation, most of a first run's CPU time, would otherwise start only after
+        the last page. So whenever a full chunk of new or changed documents is stored, it is
+        sent to the pool (at most one chunk per worker at a time) and saved when done. Only
+        with worker processes: inline, it would just delay the next fetch. What is left when
+        the crawl ends is annotated by :meth:`_annotate`, as is anything a stop interrupts.
+        """
+        if not isinstance(self._pool, WorkerPool) or self._annotator is not None:
+            return
+        ner, themes = self._model_versions()
+        self._save_annotated(db, self._annotating, self.workers, ner, themes, advance=False)
+        while len(self._annotating) < self.workers and self._unsent >= ANNOTATE_CHUNK:
+            chunk = pending_annotation(
+                db, ner, themes, ANNOTATE_CHUNK, after_id=self._annotated_upto
+            )
+            if len(chunk) < ANNOTATE_CHUNK:  # changed documents keep their older, lower ids
+                self._unsent = len(chunk)
+                return
+            texts, languages = [d.text for d in chunk], [d.language for d in chunk]
+            future = self._pool.submit(annotate_in_worker, texts, languages)
+            self._annotating.append((chunk, future))
+            self._annotated_upto = chunk[-1].id
+            self._unsent -= len(chunk)
 
     def _annotate(self, db: sqlite_utils.Database) -> None:
         """Annotate what is pending, a chunk at a time, writing each chunk in one transaction."""
         ner, themes = self._model_versions()
         total = count_pending_annotation(db, ner, themes)
         self.progress.stage("annotate", total)
+        self._save_annotated(db, self._annotating, 0, ner, themes)  # sent during the crawl
+        total = count_pending_annotation(db, ner, themes)
         if total:
             annotate = self._annotation_jobs(total)
             ahead = self._ahead()
@@ -368,8 +408,11 @@ class Batch:
         keep: int,
         ner: str,
         themes: str,
+        *,
+        advance: bool = True,
     ) -> None:
-        """Write the oldest annotated chunks, waiting only while more than ``keep`` are out."""
+        """Write the oldest annotated chunks, waiting only while more than ``keep`` are out;
+        ``advance`` moves the progress bar (not during the crawl, whose bar counts pages)."""
         while in_flight and (len(in_flight) > keep or in_flight[0][1].done()):
             chunk, future = in_flight.popleft()
             with self._timed("wait"):
@@ -386,15 +429,19 @@ class Batch:
                         themes_model=themes,
                     )
             self.counts["annotated"] += len(chunk)
-            self.progress.advance(len(chunk))
+            if advance:
+                self.progress.advance(len(chunk))
 
     # ----------------------------------------------------------------------------- processes
 
     def _model_versions(self) -> tuple[str, str]:
-        """The versions of the models in use, without loading them when workers will."""
+        """The versions of the models in use, without loading them when workers will; read
+        once per run (models are not replaced under a running batch)."""
         if self._annotator is not None:
             return self._annotator.ner_version, self._annotator.themes_version
-        return model_versions()
+        if self._versions is None:
+            self._versions = model_versions()
+        return self._versions
 
     def _annotation_jobs(
         self, total: int

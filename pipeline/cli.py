@@ -349,9 +349,20 @@ def train_ner_command(config: Path | None, data: Path | None, output: Path | Non
 @click.option("--model", type=click.Path(file_okay=False, path_type=Path), default=None)
 def evaluate_ner_command(jsonl: Path, model: Path | None) -> None:
     """Score the NER model on JSON lines {"id", "text", "entities": [[start, end, label]]}."""
-    from pipeline.nlp.ner import DEFAULT_NER_MODEL, evaluate, load_ner, read_jsonl
+    from pipeline.nlp.ner import (
+        DEFAULT_NER_MODEL,
+        EvaluationTextError,
+        evaluate,
+        load_ner,
+        read_jsonl,
+        with_texts,
+    )
 
-    scores = evaluate(load_ner(model or DEFAULT_NER_MODEL), read_jsonl(jsonl))
+    try:
+        records = list(with_texts(read_jsonl(jsonl)))
+    except EvaluationTextError as error:
+        raise click.ClickException(str(error)) from None
+    scores = evaluate(load_ner(model or DEFAULT_NER_MODEL), records)
     _print_scores(scores, "label")
 
 

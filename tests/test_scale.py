@@ -195,3 +195,39 @@ def test_changes_pick_other_pages_each_time_and_additions_lead_the_feed() -> Non
     feed = site.render("/rss.xml", "http://127.0.0.1:1")
     assert feed is not None
     assert feed[0].index(fresh.path.encode()) < feed[0].index(site.articles[-2].path.encode())
+
+
+def test_worker_processes_annotate_while_the_crawl_goes_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With workers and the shipped models, annotation does not wait for the last page: chunks
+    of stored documents go to the workers during the crawl, the rest after it, and every
+    document ends up annotated exactly once with the current models."""
+    site = PressSite(articles=load_articles(), limit=200, reserve=0)
+    annotated_when_crawl_ended: list[int] = []
+    annotate = Batch._annotate
+
+    def record_then_annotate(self: Batch, db) -> None:  # type: ignore[no-untyped-def]
+        annotated_when_crawl_ended.append(self.counts["annotated"])
+        annotate(self, db)
+
+    monkeypatch.setattr(Batch, "_annotate", record_then_annotate)
+    with PressSiteServer(site) as server:
+        sources = tmp_path / "sources.yaml"
+        sources.write_text(server.sources_yaml(recrawl="6h"), encoding="utf-8")
+        batch = Batch(
+            load_sources(sources), db_path=tmp_path / "db", warc_dir=tmp_path / "w", workers=2
+        )
+        summary = batch.run()
+    assert summary.status == "completed"
+    with sqlite3.connect(tmp_path / "db") as conn:
+        documents, pending, with_mentions = conn.execute(
+            "SELECT COUNT(*), SUM(annotated_hash IS NOT content_hash),"
+            " SUM(EXISTS (SELECT 1 FROM mentions m WHERE m.document_id = d.id))"
+            " FROM documents d"
+        ).fetchone()
+    assert documents > 150
+    assert pending == 0
+    assert with_mentions > documents * 0.8
+    assert batch.counts["annotated"] == documents
+    assert annotated_when_crawl_ended[0] >= batch_module.ANNOTATE_CHUNK

@@ -147,9 +147,7 @@ def due_pages(db: sqlite_utils.Database, source: Source, role: str = "document")
 
 
 def _page(db: sqlite_utils.Database, url: str) -> Page | None:
-    row = db.conn.execute(
-        f"SELECT {_PAGE_COLUMNS} FROM pages WHERE url = ?", (url,)
-    ).fetchone()
+    row = db.conn.execute(f"SELECT {_PAGE_COLUMNS} FROM pages WHERE url = ?", (url,)).fetchone()
     return Page(*row) if row else None
 
 
@@ -179,9 +177,7 @@ def record_result(
     # together with their documents in one transaction.
     assignments = ", ".join(f"{column} = ?" for column in values)
     with transaction(db) as conn:
-        conn.execute(
-            f"UPDATE pages SET {assignments} WHERE url = ?", (*values.values(), page.url)
-        )
+        conn.execute(f"UPDATE pages SET {assignments} WHERE url = ?", (*values.values(), page.url))
     return outcome
 
 

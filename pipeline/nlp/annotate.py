@@ -16,6 +16,7 @@ from pathlib import Path
 
 from pipeline.nlp.linking import LinkedMention, Linker, default_linker
 from pipeline.nlp.ner import DEFAULT_NER_MODEL, Entity, annotate, load_ner
+from pipeline.nlp.ner_rules import read_common_words, rules_version
 from pipeline.nlp.themes import DEFAULT_THEME_MODEL, METADATA_FILE, ThemeModel
 
 ANNOTATED_LANGUAGES = frozenset({"sv", None})
@@ -121,8 +122,10 @@ class Annotator:
 
 
 def ner_version(meta: dict[str, object]) -> str:
-    """The NER model's version as stored with each annotated document (``name-version``)."""
-    return f"{meta.get('name', 'ner')}-{meta.get('version', '0')}"
+    """The NER version stored with each annotated document: ``name-version``, and with the
+    rules that run after the model, ``name-version+rules-digest``."""
+    version = f"{meta.get('name', 'ner')}-{meta.get('version', '0')}"
+    return f"{version}+{meta['rules']}" if meta.get("rules") else version
 
 
 def model_versions(
@@ -134,5 +137,7 @@ def model_versions(
     cost seconds on every run, including the many runs that find nothing new.
     """
     meta = json.loads((Path(ner_model) / "meta.json").read_text(encoding="utf-8"))
+    # load_ner adds the rules, so the version includes them
+    meta["rules"] = rules_version(read_common_words(Path(ner_model)))
     themes = json.loads((Path(theme_model) / METADATA_FILE).read_text(encoding="utf-8"))
     return ner_version(meta), str(themes["version"])

@@ -8,6 +8,7 @@ and LOC are handed on and scored: they are what the analysts link and map.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from collections.abc import Iterable, Iterator
@@ -19,6 +20,9 @@ import spacy
 
 SCORED_LABELS = ("PER", "ORG", "LOC")
 DEFAULT_NER_MODEL = Path(__file__).resolve().parents[2] / "models" / "ner"
+#: Where records that name a ``path`` instead of carrying their ``text`` find it: the shared data
+#: directory beside the repository (texts from there are never copied into the project).
+SHARED_DIR = Path(__file__).resolve().parents[3] / "shared"
 
 
 class NerModelMissingError(FileNotFoundError):
@@ -35,14 +39,23 @@ class Entity:
     text: str
 
 
-def load_ner(model_dir: Path = DEFAULT_NER_MODEL) -> spacy.Language:
-    """Load the trained pipeline, or explain how to produce it if it is not there."""
+def load_ner(model_dir: Path = DEFAULT_NER_MODEL, *, rules: bool = True) -> spacy.Language:
+    """Load the trained pipeline, or explain how to produce it if it is not there.
+
+    With ``rules`` (the default, and what the batch uses) the gazetteer and the edge rules of
+    :mod:`pipeline.nlp.ner_rules` run after the model; without, the bare model, as trained.
+    """
     if not (model_dir / "config.cfg").is_file():
         raise NerModelMissingError(
             f"No trained NER model in {model_dir}. Train it with `pipeline train-ner` "
             "(it reads ../shared/data/ner and writes models/ner)."
         )
-    return spacy.load(model_dir)
+    nlp = spacy.load(model_dir)
+    if rules:
+        from pipeline.nlp.ner_rules import add_rules
+
+        add_rules(nlp, model_dir)
+    return nlp
 
 
 def annotate(
@@ -57,12 +70,45 @@ def annotate(
         ]
 
 
+class EvaluationTextError(ValueError):
+    """A record points at a text that is missing or no longer the one that was annotated."""
+
+
 def read_jsonl(path: Path) -> Iterator[dict[str, Any]]:
     """Records of a JSON Lines file, skipping blank lines."""
     with path.open(encoding="utf-8") as lines:
         for line in lines:
             if line.strip():
                 yield json.loads(line)
+
+
+def with_texts(records: Iterable[dict[str, Any]], shared_dir: Path = SHARED_DIR) -> Iterator[dict]:
+    """Fill in ``text`` for records that store ``path``, ``sha256`` and ``limit`` instead.
+
+    The hand-annotated domain set (``corpus/labels/ner-domain.jsonl``) annotates real press
+    releases that may not be copied into the project, so it keeps offsets and a checksum and reads
+    the text from ``../shared``. A changed file would silently shift every offset, hence the
+    checksum; a missing one is an error rather than a skipped document, so a score is never
+    computed on part of the set without anyone noticing.
+    """
+    for record in records:
+        if "text" in record:
+            yield record
+            continue
+        source = shared_dir / record["path"]
+        if not source.is_file():
+            raise EvaluationTextError(
+                f"{record['id']}: {source} not found (the domain set reads its texts from "
+                f"../shared beside the repository)"
+            )
+        text = source.read_text(encoding="utf-8")
+        if hashlib.sha256(text.encode("utf-8")).hexdigest() != record["sha256"]:
+            raise EvaluationTextError(
+                f"{record['id']}: {source} has changed since it was annotated (SHA-256 differs)"
+            )
+        if record.get("limit") is not None:
+            text = text[: record["limit"]]
+        yield {**record, "text": text}
 
 
 def _scores(tp: int, fp: int, fn: int) -> dict[str, float | int]:
