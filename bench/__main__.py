@@ -17,6 +17,7 @@ import traceback
 BENCHMARKS = {
     "extraction": "bench.extraction",
     "entities": "bench.entities",
+    "ner": "bench.ner",
     "crawl": "bench.crawl",
     "ingest": "bench.ingest",
 }

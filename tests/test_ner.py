@@ -305,11 +305,22 @@ def test_train_ner_installs_a_loadable_model_with_metrics_and_keeps_the_card(
     (output / "MODEL_CARD.md").write_text("# Kort\n", encoding="utf-8")
     (output / "gammal-fil.txt").write_text("från en äldre träning\n", encoding="utf-8")
     overrides = {"training.max_steps": 30, "training.eval_frequency": 10}
-    assert train_ner(CONFIG, data_dir, output, overrides=overrides) == output
+    press_dir = tmp_path / "press"
+    press_dir.mkdir()
+    (press_dir / "a.md").write_text(
+        "# Kommunen bygger\n\nI kommunen byggs det. Hela kommunen deltar, och kommunen växer.\n",
+        encoding="utf-8",
+    )
+    trained = train_ner(
+        CONFIG, data_dir, output, overrides=overrides, press_dir=press_dir, domain_set=None
+    )
+    assert trained == output
+    assert (output / "common_words.txt").read_text(encoding="utf-8").split() == ["kommunen"]
     assert not (output / "gammal-fil.txt").exists()
     assert (output / "MODEL_CARD.md").read_text(encoding="utf-8") == "# Kort\n"
     metrics = json.loads((output / "metrics.json").read_text(encoding="utf-8"))
     assert metrics["split_sentences"]["test"] > 0
     assert metrics["test"]["documents"] == metrics["split_sentences"]["test"]
+    assert "test_with_rules" in metrics
     nlp = load_ner(output)
     assert nlp.get_pipe("ner").labels == ("LOC", "ORG", "PER")

@@ -27,12 +27,24 @@ from typing import Any
 import spacy
 from spacy.tokens import Doc, DocBin, Span
 
-from pipeline.nlp.ner import DEFAULT_NER_MODEL, SCORED_LABELS, evaluate, read_jsonl
+from pipeline.nlp.ner import (
+    DEFAULT_NER_MODEL,
+    SCORED_LABELS,
+    SHARED_DIR,
+    EvaluationTextError,
+    evaluate,
+    load_ner,
+    read_jsonl,
+    with_texts,
+)
+from pipeline.nlp.ner_rules import COMMON_WORDS_FILE, build_common_words
 
 # Defaults for `pipeline train-ner`, resolved from the package so the command works from any
 # directory: the config beside this module, the shared data beside the repository, models/ner.
 DEFAULT_CONFIG = Path(__file__).resolve().with_name("ner.cfg")
 DEFAULT_DATA_DIR = Path(__file__).resolve().parents[3] / "shared" / "data" / "ner"
+DEFAULT_PRESS_DIR = SHARED_DIR / "data" / "press"
+DEFAULT_DOMAIN_SET = Path(__file__).resolve().parents[2] / "corpus" / "labels" / "ner-domain.jsonl"
 DEFAULT_OUTPUT = DEFAULT_NER_MODEL
 
 WEBBNYHETER_FILE = "webbnyheter2012-train.tsv"
@@ -341,11 +353,15 @@ def train_ner(
     *,
     overrides: dict[str, Any] | None = None,
     version: str = "1.0.0",
+    press_dir: Path = DEFAULT_PRESS_DIR,
+    domain_set: Path | None = DEFAULT_DOMAIN_SET,
 ) -> Path:
     """Train on the train split, early-stop on dev, score the test split, install in ``output``.
 
     Corpora and checkpoints live in a temporary directory; only the best pipeline (no
-    optimizer state) and ``metrics.json`` with the held-out test scores reach ``output``.
+    optimizer state), the common-word list built from ``press_dir`` and ``metrics.json`` reach
+    ``output``. The metrics hold the test split scored by the bare model and with the rules
+    that run after it, and the hand-annotated ``domain_set`` scored with the rules.
     """
     from spacy.cli.train import train
 
@@ -371,4 +387,27 @@ def train_ner(
             "test": evaluate(nlp, read_jsonl(work / "corpus" / "test.jsonl")),
         }
         _install(nlp, output, metrics)
+        _add_common_words(output, press_dir)
+        with_rules = load_ner(output)
+        test = read_jsonl(work / "corpus" / "test.jsonl")
+        metrics["test_with_rules"] = evaluate(with_rules, test)
+        if domain_set is not None:
+            try:
+                records = list(with_texts(read_jsonl(domain_set)))
+            except EvaluationTextError as error:  # ../shared without the seeds: say so
+                metrics["domain_test_with_rules"] = {"skipped": str(error)}
+            else:
+                metrics["domain_test_with_rules"] = evaluate(with_rules, records)
+        text = json.dumps(metrics, ensure_ascii=False, indent=2) + "\n"
+        (output / "metrics.json").write_text(text, encoding="utf-8")
     return output
+
+
+def _add_common_words(output: Path, press_dir: Path) -> None:
+    """Ship the common-word list of :mod:`pipeline.nlp.ner_rules` with the model; without the
+    press corpus the model goes without it and that rule is off."""
+    files = sorted(Path(press_dir).rglob("*.md"))
+    if not files:
+        return
+    words = build_common_words(file.read_text(encoding="utf-8") for file in files)
+    (output / COMMON_WORDS_FILE).write_text("\n".join(words) + "\n", encoding="utf-8")

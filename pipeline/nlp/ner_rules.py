@@ -45,7 +45,7 @@ RULES_REVISION = 1
 COMMON_WORDS_FILE = "common_words.txt"
 """In the model directory: one lower-case word per line (see :func:`build_common_words`)."""
 
-SENTENCE_BOUNDARY = frozenset(".!?:–—-•*#(»”\"")
+SENTENCE_BOUNDARY = frozenset('.!?:–—-•*#(»”"')
 """Tokens after which the next word is capitalised because of its position, not its kind."""
 
 TITLES = (
@@ -123,8 +123,9 @@ def rules_version(common_words: frozenset[str] = frozenset()) -> str:
     return "rules-" + hashlib.sha256(payload.encode("utf-8")).hexdigest()[:8]
 
 
-def add_rules(nlp: Language, model_dir: Path) -> Language:
-    """Add the gazetteer ruler and the edge rules after the pipeline's ``ner``."""
+def add_rules(nlp: Language, model_dir: Path, *, edges: bool = True) -> Language:
+    """Add the gazetteer ruler and (unless ``edges`` is false, to measure the ruler alone)
+    the edge rules after the pipeline's ``ner``."""
     ruler = nlp.add_pipe(
         "entity_ruler",
         name="gazetteer_ruler",
@@ -133,8 +134,8 @@ def add_rules(nlp: Language, model_dir: Path) -> Language:
     )
     ruler.add_patterns(list(gazetteer_patterns()))
     common_words = read_common_words(model_dir)
-    edges = nlp.add_pipe("entity_edges", after="gazetteer_ruler")
-    edges.common_words = common_words
+    if edges:
+        nlp.add_pipe("entity_edges", after="gazetteer_ruler").common_words = common_words
     nlp.meta["rules"] = rules_version(common_words)
     return nlp
 
