@@ -12,7 +12,6 @@ the order the pages were fetched, so the outcome is the same as in a single proc
 
 from __future__ import annotations
 
-import fcntl
 import os
 import sqlite3
 import threading
@@ -61,6 +60,7 @@ from pipeline.store.db import (
     sync_themes,
     transaction,
 )
+from pipeline.store.lock import batch_lock
 from pipeline.workers import (
     AnnotateOutcome,
     ExtractJob,
@@ -89,10 +89,6 @@ IN_FLIGHT_PER_WORKER = 3
 while the main process writes, few enough to keep memory flat."""
 
 
-class BatchLockedError(RuntimeError):
-    """Another batch holds the lock on this database."""
-
-
 class BatchStopped(Exception):
     """Raised between two pages or annotation chunks once a stop was requested."""
 
@@ -103,35 +99,6 @@ class BatchFailed(RuntimeError):
 
 
 _OPERATIONAL_ERRORS = (ArchiveError, BrokenProcessPool, sqlite3.OperationalError, OSError)
-
-
-@contextmanager
-def batch_lock(db_path: Path) -> Iterator[None]:
-    """An exclusive, non-blocking lock next to the database; released even if the process dies.
-
-    ``flock`` locks vanish with the process, so a batch killed with SIGKILL never leaves a stale
-    lock behind.
-    """
-    lock_path = Path(f"{db_path}.lock")
-    lock_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(lock_path, "a+") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            handle.seek(0)
-            holder = handle.read().strip() or "unknown"
-            raise BatchLockedError(
-                f"another batch is already running on {db_path} (pid {holder}); "
-                "wait for it to finish or stop it first"
-            ) from None
-        handle.seek(0)
-        handle.truncate()
-        handle.write(str(os.getpid()))
-        handle.flush()
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 @dataclass

@@ -5,16 +5,18 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Callable
 from contextlib import nullcontext
 from datetime import datetime
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO, TypeVar
 
 import click
 
 from pipeline.config import DEFAULT_SOURCES, SAMPLE_SOURCES, ConfigError, load_sources
 
 DATA_DIR = Path(__file__).resolve().parents[1] / "data"
+F = TypeVar("F", bound=Callable[..., Any])
 DEFAULT_DB = DATA_DIR / "pipeline.db"
 
 db_option = click.option(
@@ -35,6 +37,19 @@ warc_option = click.option(
 )
 
 
+def sources_option(default: Path | None, help: str) -> Callable[[F], F]:
+    """``--sources FILE``: the sources file a command reads (the default differs for ``run``,
+    where ``--sample`` picks the bundled file)."""
+    return click.option(
+        "--sources",
+        "sources_path",
+        type=click.Path(dir_okay=False, path_type=Path),
+        default=default,
+        show_default=default is not None,
+        help=help,
+    )
+
+
 def _fail(message: str) -> None:
     raise click.ClickException(message)
 
@@ -51,12 +66,8 @@ def cli() -> None:
 
 @cli.command()
 @click.option("--sample", is_flag=True, help="Crawl the bundled offline sample sites instead.")
-@click.option(
-    "--sources",
-    "sources_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help=f"Sources file [default: {DEFAULT_SOURCES.relative_to(DEFAULT_SOURCES.parents[1])}].",
+@sources_option(
+    None, f"Sources file [default: {DEFAULT_SOURCES.relative_to(DEFAULT_SOURCES.parents[1])}]."
 )
 @click.option("--source", "only", multiple=True, help="Only this source id (repeatable).")
 @db_option
@@ -80,9 +91,10 @@ def run(
     """Run one ingestion batch: crawl, extract, annotate, classify, store."""
     path = sources_path or (SAMPLE_SOURCES if sample else DEFAULT_SOURCES)
     config = _load(path)  # before the heavy imports: a mistake in the file is reported at once
-    from pipeline.batch import Batch, BatchFailed, BatchLockedError
+    from pipeline.batch import Batch, BatchFailed
     from pipeline.progress import Progress
     from pipeline.sample import SampleServer
+    from pipeline.store.lock import BatchLockedError
 
     progress = Progress(quiet=quiet)
     server = SampleServer() if sample else nullcontext()
@@ -151,14 +163,7 @@ def runs(db_path: Path, limit: int) -> None:
 
 
 @cli.command()
-@click.option(
-    "--sources",
-    "sources_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=DEFAULT_SOURCES,
-    show_default=True,
-    help="Sources file.",
-)
+@sources_option(DEFAULT_SOURCES, "Sources file.")
 @db_option
 @warc_option
 @click.option("--once", is_flag=True, help="Run what is due now, then exit (for cron).")
@@ -256,23 +261,17 @@ def extract_command(html_file: Path, url: str | None, fetched_at: datetime | Non
     " stored texts with the current theme model).",
 )
 @click.option("--source", "only", multiple=True, help="Only this source id (repeatable).")
-@click.option(
-    "--sources",
-    "sources_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=DEFAULT_SOURCES,
-    help="Sources file with the selectors to use [default: corpus/sources.yaml].",
-)
+@sources_option(DEFAULT_SOURCES, "Sources file with the selectors to use.")
 @db_option
 @warc_option
 def reprocess(
     stage: str, only: tuple[str, ...], sources_path: Path, db_path: Path, warc_dir: Path
 ) -> None:
     """Run a stage again over the archived responses, without fetching anything."""
-    from pipeline.batch import BatchLockedError
     from pipeline.progress import Progress
     from pipeline.reprocess import STAGES
     from pipeline.reprocess import reprocess as run_again
+    from pipeline.store.lock import BatchLockedError
 
     _require_db(db_path)
     config = _load(sources_path)
@@ -383,9 +382,21 @@ def evaluate_themes_command(jsonl: Path, model: Path | None) -> None:
     """Score the theme model on JSON lines {"id", "text", "themes": [slugs]}."""
     from pipeline.nlp.themes import DEFAULT_THEME_MODEL, ThemeModel, evaluate_themes
 
+    examples = []
     with jsonl.open(encoding="utf-8") as handle:
-        examples = [json.loads(line) for line in handle if line.strip()]
-    scores = evaluate_themes(ThemeModel.load(model or DEFAULT_THEME_MODEL), examples)
+        for number, line in enumerate(handle, 1):
+            if not line.strip():
+                continue
+            try:
+                examples.append(json.loads(line))
+            except json.JSONDecodeError as error:
+                raise click.ClickException(f"{jsonl}:{number}: not JSON ({error.msg})") from None
+    theme_model = ThemeModel.load(model or DEFAULT_THEME_MODEL)
+    try:
+        scores = evaluate_themes(theme_model, examples)
+    except ValueError as error:  # a slug outside the taxonomy
+        known = ", ".join(theme_model.slugs)
+        raise click.ClickException(f"{jsonl}: {error}; the themes are: {known}") from None
     _print_scores(scores, "theme")
 
 
@@ -505,9 +516,9 @@ def export_graph_command(
 @db_option
 def relink(db_path: Path) -> None:
     """Link the stored mentions to entities again (after editing corpus/gazetteer), without NER."""
-    from pipeline.batch import BatchLockedError, batch_lock
     from pipeline.nlp.entities import relink as relink_documents
     from pipeline.store.db import open_db
+    from pipeline.store.lock import BatchLockedError, batch_lock
 
     _require_db(db_path)
     try:

@@ -28,7 +28,6 @@ from pathlib import Path
 
 import sqlite_utils
 
-from pipeline.batch import batch_lock
 from pipeline.config import Source, SourcesConfig
 from pipeline.crawl.archive import ArchiveError, WarcRef, read_record
 from pipeline.crawl.discover import Link
@@ -42,6 +41,7 @@ from pipeline.store.db import (
     save_document,
     sync_themes,
 )
+from pipeline.store.lock import batch_lock
 
 
 @dataclass(frozen=True)

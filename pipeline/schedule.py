@@ -34,10 +34,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import FrameType
 
-from pipeline.batch import Batch, BatchLockedError, RunSummary
+from pipeline.batch import Batch, RunSummary
 from pipeline.config import REPO_ROOT, SourcesConfig
 from pipeline.progress import Progress
 from pipeline.store.db import open_db
+from pipeline.store.lock import BatchLockedError
 
 RETRY_AFTER = timedelta(minutes=10)
 LOCK_RETRY = timedelta(minutes=1)

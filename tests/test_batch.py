@@ -4,11 +4,12 @@ import threading
 
 import pytest
 
-from pipeline.batch import Batch, BatchLockedError, batch_lock
+from pipeline.batch import Batch
 from pipeline.config import SAMPLE_SOURCES, load_sources
 from pipeline.progress import Progress
 from pipeline.sample import SampleServer
 from pipeline.store.db import open_db
+from pipeline.store.lock import BatchLockedError, batch_lock
 
 
 @pytest.fixture(scope="module")

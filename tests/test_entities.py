@@ -798,3 +798,13 @@ def test_places_in_the_sample_are_on_the_map_with_their_municipality(datasette, 
     assert not [p for p in places if p["key"].startswith("area:")], "no pins for countries"
     unplaced = rows(datasette, "/pipeline/entities.json", key="area:sverige")
     assert unplaced and unplaced[0]["latitude"] is None
+
+
+def test_abbreviations_take_a_colon_in_the_genitive() -> None:
+    from pipeline.nlp.gazetteer import genitive
+
+    assert genitive("MKB") == "MKB:s"
+    assert genitive("Hyresbostäder i Norrköping AB") == "Hyresbostäder i Norrköping AB:s"
+    assert genitive("Agenda 2030") == "Agenda 2030:s"
+    assert genitive("Boverket") == "Boverkets"
+    assert genitive("Borås") == "Borås"

@@ -59,6 +59,7 @@ from pipeline.config import REPO_ROOT, load_sources
 from pipeline.crawl.fetch import Fetcher
 from pipeline.nlp.annotate import Annotation, Annotator
 from pipeline.progress import Progress
+from pipeline.store.lock import BatchLockedError
 
 USER_AGENT = "svpipeline-test/0.1 (+https://example.org/pipeline/kontakt)"
 
@@ -774,7 +775,7 @@ def _locked_batch_process(sources: Path, work: Path, start: Any, report: Path) -
     start.wait()
     try:
         run_batch(sources, work)
-    except batch_module.BatchLockedError as exc:
+    except BatchLockedError as exc:
         report.write_text(str(exc), encoding="utf-8")
         os._exit(3)
 

@@ -225,3 +225,15 @@ def test_evaluate_ner_explains_a_changed_shared_text(tmp_path: Path) -> None:
     assert result.exit_code != 0
     assert "finns-inte.txt" in result.output
     assert "Traceback" not in result.output
+
+
+def test_an_organisation_keeps_its_legal_form() -> None:
+    text = "Heimstaden AB (publ) och Akelius Residential Property AB köper. MKB\nAB står här."
+    doc = doc_with(
+        text, ("Heimstaden", "ORG"), ("Akelius Residential Property", "ORG"), ("MKB", "ORG")
+    )
+    assert [trimmed(ent).text for ent in doc.ents] == [
+        "Heimstaden AB (publ)",
+        "Akelius Residential Property AB",
+        "MKB",  # a form on the next line is not part of the name
+    ]

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from pipeline.batch import Batch, batch_lock
+from pipeline.batch import Batch
 from pipeline.cli import cli
 from pipeline.config import SAMPLE_SOURCES, load_sources, parse_sources
 from pipeline.extract import extract
@@ -23,6 +23,7 @@ from pipeline.nlp.annotate import Annotation
 from pipeline.reprocess import reprocess, reprocess_extract
 from pipeline.sample import SampleServer
 from pipeline.store.db import open_db, pending_annotation, save_document
+from pipeline.store.lock import batch_lock
 
 
 class RecordingAnnotator:

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from pipeline.batch import Batch, batch_lock
+from pipeline.batch import Batch
 from pipeline.cli import cli
 from pipeline.config import SAMPLE_SOURCES, load_sources
 from pipeline.nlp.annotate import model_versions
@@ -33,6 +33,7 @@ from pipeline.progress import Progress
 from pipeline.reprocess import reprocess, reprocess_themes
 from pipeline.sample import SampleServer
 from pipeline.store.db import open_db, pending_annotation
+from pipeline.store.lock import batch_lock
 
 pytestmark = pytest.mark.skipif(
     not (DEFAULT_THEME_MODEL / MODEL_FILE).is_file(),

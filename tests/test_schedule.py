@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 from sites import LocalSite, Reply
 
-from pipeline.batch import Batch, batch_lock
+from pipeline.batch import Batch
 from pipeline.config import REPO_ROOT, SourcesConfig, load_sources
 from pipeline.nlp.annotate import Annotation
 from pipeline.progress import Progress
@@ -39,6 +39,7 @@ from pipeline.schedule import (
     systemd_unit,
 )
 from pipeline.store.db import open_db
+from pipeline.store.lock import batch_lock
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 ARTICLES = {

@@ -604,6 +604,16 @@ def test_calibration_is_reported_on_the_test_split(trained) -> None:
     assert sum(b["pairs"] for b in calibration["bins"]) == calibration["pairs"]
 
 
+def evaluate_themes_command(path: Path, model: str) -> subprocess.CompletedProcess[str]:
+    """``pipeline evaluate-themes`` run as a user runs it, in its own process."""
+    return subprocess.run(
+        [sys.executable, "-m", "pipeline", "evaluate-themes", str(path), "--model", model],
+        capture_output=True,
+        text=True,
+        cwd=REPO_ROOT,
+    )
+
+
 def test_evaluate_themes_command_scores_a_jsonl_file(trained, tmp_path: Path) -> None:
     examples = [
         {"id": "1", "text": NEW_TEXTS[0], "themes": ["hemloshet"]},
@@ -612,13 +622,8 @@ def test_evaluate_themes_command_scores_a_jsonl_file(trained, tmp_path: Path) ->
     ]
     path = tmp_path / "gold.jsonl"
     path.write_text("".join(json.dumps(e, ensure_ascii=False) + "\n" for e in examples), "utf-8")
-    done = subprocess.run(
-        [sys.executable, "-m", "pipeline", "evaluate-themes", str(path), "--model", trained[0]],
-        capture_output=True,
-        text=True,
-        check=True,
-        cwd=REPO_ROOT,
-    )
+    done = evaluate_themes_command(path, trained[0])
+    assert done.returncode == 0, done.stderr
     printed = json.loads(done.stdout)
     assert printed == evaluate_themes(ThemeModel.load(trained[0]), examples)
     assert printed["documents"] == 3
@@ -628,14 +633,20 @@ def test_evaluate_themes_command_scores_a_jsonl_file(trained, tmp_path: Path) ->
 def test_evaluate_themes_command_names_an_unknown_theme(trained, tmp_path: Path) -> None:
     path = tmp_path / "gold.jsonl"
     path.write_text('{"id": "1", "text": "Text.", "themes": ["hemlos"]}\n', encoding="utf-8")
-    done = subprocess.run(
-        [sys.executable, "-m", "pipeline", "evaluate-themes", str(path), "--model", trained[0]],
-        capture_output=True,
-        text=True,
-        cwd=REPO_ROOT,
-    )
+    done = evaluate_themes_command(path, trained[0])
     assert done.returncode != 0
     assert "hemlos" in done.stderr
+    assert "hemloshet" in done.stderr  # the valid slugs, to fix the file with
+    assert "Traceback" not in done.stderr
+
+
+def test_evaluate_themes_command_names_the_line_that_is_not_json(trained, tmp_path: Path) -> None:
+    path = tmp_path / "gold.jsonl"
+    path.write_text('{"id": "1", "text": "Text.", "themes": []}\n{"id": 2,\n', encoding="utf-8")
+    done = evaluate_themes_command(path, trained[0])
+    assert done.returncode != 0
+    assert f"{path}:2" in done.stderr
+    assert "Traceback" not in done.stderr
 
 
 # --- loading ------------------------------------------------------------------------------------

@@ -162,9 +162,10 @@ def normalize_space(text: str) -> str:
 
     Line breaks are kept: callers decide whether a line break is a paragraph boundary.
     """
-    text = _INVISIBLE_CHARS.sub("", text)
-    lines = (_SPACE.sub(" ", line).strip() for line in text.split("\n"))
-    return "\n".join(line for line in lines if line)
+    text = _SPACE.sub(" ", _INVISIBLE_CHARS.sub("", text))
+    if "\n" not in text:  # most calls: one line, no list to build
+        return text.strip()
+    return "\n".join(filter(None, (line.strip() for line in text.split("\n"))))
 
 
 def element_text(element: HtmlElement) -> str:
@@ -503,8 +504,10 @@ def meta_content(root: HtmlElement, *names: str) -> str | None:
     for meta in root.iter("meta"):
         key = meta.get("name") or meta.get("property") or meta.get("itemprop") or ""
         key = key.strip().lower() or (meta.get("http-equiv") or "").strip().lower()
+        if key not in wanted or key in found:
+            continue
         content = normalize_space(meta.get("content") or "")
-        if key in wanted and content and key not in found:
+        if content:
             found[key] = content
     return next((found[n.lower()] for n in names if n.lower() in found), None)
 

@@ -35,7 +35,11 @@ def slug(text: str) -> str:
 
 
 def genitive(name: str) -> str:
-    """The Swedish genitive of a name: "-s", except after s, x or z ("Borås", "Vännäs")."""
+    """The Swedish genitive of a name: "-s", except after s, x or z ("Borås", "Vännäs"), and
+    ":s" after an abbreviation in capitals or a digit ("MKB:s", "SKR:s", "Agenda 2030:s")."""
+    last = name.split()[-1]
+    if (len(last) > 1 and last.isupper()) or last[-1].isdigit():
+        return f"{name}:s"
     return name if name[-1].lower() in "sxz" else f"{name}s"
 
 

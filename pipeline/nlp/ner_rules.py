@@ -12,7 +12,8 @@ Two components run after the ``ner`` component of the loaded pipeline:
    as good as or better than before the model and than only filling gaps.
 2. ``entity_edges``: an entity never starts or ends with a token without letters or digits
    ("# Regeringen", "[Migrationsverkets"), never runs over a line break, and a person's name
-   does not include the title in front of it ("Socialminister Jakob Forssmed"). A single word
+   does not include the title in front of it ("Socialminister Jakob Forssmed"); an
+   organisation's name includes the legal form after it ("Heimstaden AB (publ)"). A single word
    at the start of a sentence or line that is a common word ("Kommunen", "Projektet",
    "Måndag") is not a name: the news-trained model often takes any capitalised word for one.
    Common words are those the press corpus writes in lower case at least four times as often
@@ -72,6 +73,9 @@ TITLES = (
 )
 """Words that end a title written before a name: "socialminister", "integrationsministern",
 "förvaltningschef", "ordförande". Matched as word endings, so compounds are covered."""
+
+LEGAL_FORMS = frozenset({"AB", "HB", "KB", "ASA", "Oyj", "Ltd", "Inc"})
+"""Company forms written after a name; "(publ)" may follow them."""
 
 
 @lru_cache(maxsize=1)
@@ -160,6 +164,16 @@ def _positional_capital(token: Token) -> bool:
     return previous.text in SENTENCE_BOUNDARY or _crosses_line(previous)
 
 
+def _after_legal_form(doc: Doc, end: int) -> int:
+    """Where an organisation's name ends when a legal form (and "(publ)") follows it."""
+    if end < len(doc) and doc[end].text in LEGAL_FORMS and doc[end - 1].whitespace_ == " ":
+        end += 1
+        publ = doc[end : end + 3]
+        if len(publ) == 3 and [t.text for t in publ] == ["(", "publ", ")"]:
+            end += 3
+    return end
+
+
 def trimmed(span: Span) -> Span | None:
     """The span without markup at its edges, cut at a line break, without a leading title."""
     doc, start, end = span.doc, span.start, span.end
@@ -174,6 +188,8 @@ def trimmed(span: Span) -> Span | None:
     if span.label_ == "PER":
         while end - start > 1 and (_is_title(doc[start]) or doc[start].is_lower):
             start += 1
+    if span.label_ == "ORG" and start < end:
+        end = _after_legal_form(doc, end)
     if start == end:
         return None
     return Span(doc, start, end, label=span.label_, kb_id=span.kb_id_, span_id=span.id_)
