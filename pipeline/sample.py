@@ -19,6 +19,7 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path, PurePosixPath
 from types import TracebackType
+from typing import Self
 from urllib.parse import unquote, urlsplit
 
 import httpx
@@ -133,6 +134,29 @@ class _SiteHandler(BaseHTTPRequestHandler):
             self.wfile.write(body)
 
 
+class BackgroundServer:
+    """A threading HTTP server answering from a thread of this process inside a ``with`` block,
+    as the sample and the benchmark site are served to a batch running in the same process."""
+
+    def __init__(self, server: ThreadingHTTPServer):
+        self._server = server
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    def __enter__(self) -> Self:
+        self._thread.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=5)
+
+
 class _SampleHTTPServer(ThreadingHTTPServer):
     daemon_threads = True
 
@@ -141,15 +165,16 @@ class _SampleHTTPServer(ThreadingHTTPServer):
         self.sites = sites
 
 
-class SampleServer:
+class SampleServer(BackgroundServer):
     """The sample sites on one free port of 127.0.0.1, for as long as the ``with`` block lasts."""
+
+    _server: _SampleHTTPServer
 
     def __init__(self, sites_dir: Path = SAMPLE_SITES):
         sites = {p.name.lower(): p for p in sorted(Path(sites_dir).iterdir()) if p.is_dir()}
         if not sites:
             raise FileNotFoundError(f"no sample sites found in {sites_dir}")
-        self._server = _SampleHTTPServer(sites)
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        super().__init__(_SampleHTTPServer(sites))
 
     @property
     def port(self) -> int:
@@ -165,17 +190,3 @@ class SampleServer:
 
     def transport(self) -> RoutingTransport:
         return RoutingTransport(self.routes())
-
-    def __enter__(self) -> SampleServer:
-        self._thread.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5)

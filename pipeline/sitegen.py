@@ -29,10 +29,10 @@ from email.utils import format_datetime
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from types import TracebackType
 from urllib.parse import parse_qs, urlsplit
 
 from pipeline.config import REPO_ROOT
+from pipeline.sample import BackgroundServer
 
 CORPUS_DIR = REPO_ROOT.parent / "shared" / "data" / "press" / "regeringen"
 KINDS = {"pressmeddelanden": "Pressmeddelanden", "debattartiklar": "Debattartiklar"}
@@ -506,7 +506,7 @@ class _PressHTTPServer(ThreadingHTTPServer):
         self.owner = owner
 
 
-class PressSiteServer:
+class PressSiteServer(BackgroundServer):
     """Serves a :class:`PressSite` on a free port of 127.0.0.1 inside a ``with`` block.
 
     ``delay`` holds every article response back that many seconds (a slow site, to kill a
@@ -518,8 +518,7 @@ class PressSiteServer:
         self.delay = delay
         self.requests: Counter[tuple[str, int]] = Counter()
         self._lock = threading.Lock()
-        self._server = _PressHTTPServer(self)
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        super().__init__(_PressHTTPServer(self))
 
     @property
     def origin(self) -> str:
@@ -563,17 +562,3 @@ sources:
         next: "a[rel=next]"
         max_pages: {listing_pages}
 """
-
-    def __enter__(self) -> PressSiteServer:
-        self._thread.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5)
