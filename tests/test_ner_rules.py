@@ -109,8 +109,9 @@ def test_a_common_word_capitalised_by_its_position_is_not_a_name() -> None:
         ("Kommunen", "ORG"),
     )
     result = edges({"kommunen", "projektet", "måndag"})(doc)
-    # The last "Kommunen" is capitalised inside a sentence, so it may well be a name.
-    assert texts_of(result) == [("Malmö", "LOC"), ("Kommunen", "ORG")]
+    # The last "Kommunen" is capitalised inside a sentence, so it may well be a name; the
+    # capitalised word after it is then part of that name.
+    assert texts_of(result) == [("Malmö", "LOC"), ("Kommunen Syd", "ORG")]
 
 
 def test_a_common_word_the_gazetteer_named_is_kept() -> None:
@@ -237,3 +238,11 @@ def test_an_organisation_keeps_its_legal_form() -> None:
         "Akelius Residential Property AB",
         "MKB",  # a form on the next line is not part of the name
     ]
+
+
+def test_an_organisation_found_as_only_its_common_noun_takes_the_name_after_it() -> None:
+    text = "Hyresgästerna och Bostadsbolaget Söderhem Norr träffas. Kommunen Bjuder in."
+    doc = doc_with(text, ("Bostadsbolaget", "ORG"), ("Kommunen", "ORG"))
+    result = edges({"bostadsbolaget", "kommunen", "bjuder"})(doc)
+    # "Kommunen" opens a sentence and is dropped; "Bjuder" is a common word, not a name.
+    assert texts_of(result) == [("Bostadsbolaget Söderhem Norr", "ORG")]

@@ -207,9 +207,26 @@ class EntityEdges:
         for span in map(trimmed, doc.ents):
             if span is None or self._common_word(span):
                 continue
-            spans.append(span)
+            spans.append(self._with_name(span))
         doc.ents = filter_spans(spans)
         return doc
+
+    def _with_name(self, span: Span) -> Span:
+        """"Bostadsbolaget Söderhem", "Stiftelsen Hem": an organisation found as only the common
+        noun before its name takes the capitalised words that follow."""
+        doc, end = span.doc, span.end
+        if span.label_ != "ORG" or len(span) != 1 or span[0].lower_ not in self.common_words:
+            return span
+        while (
+            end < len(doc)
+            and doc[end - 1].whitespace_ == " "
+            and doc[end].is_title
+            and doc[end].lower_ not in self.common_words
+        ):
+            end += 1
+        if end == span.end:
+            return span
+        return Span(doc, span.start, end, label="ORG")
 
     def _common_word(self, span: Span) -> bool:
         return (
