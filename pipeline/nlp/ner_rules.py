@@ -212,8 +212,8 @@ class EntityEdges:
         return doc
 
     def _with_name(self, span: Span) -> Span:
-        """"Bostadsbolaget Söderhem", "Stiftelsen Hem": an organisation found as only the common
-        noun before its name takes the capitalised words that follow."""
+        """An organisation found as only the common noun before its name ("Bostadsbolaget" of
+        "Bostadsbolaget Söderhem") takes the capitalised words that follow."""
         doc, end = span.doc, span.end
         if span.label_ != "ORG" or len(span) != 1 or span[0].lower_ not in self.common_words:
             return span
