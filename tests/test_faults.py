@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from annotators import RecordingAnnotator
 from faulty_site import (
     BILLION_LAUGHS,
     HTML,
@@ -57,27 +58,11 @@ import pipeline.crawl.archive as archive_module
 from pipeline.batch import Batch, BatchFailed, RunSummary
 from pipeline.config import REPO_ROOT, load_sources
 from pipeline.crawl.fetch import Fetcher
-from pipeline.nlp.annotate import Annotation, Annotator
+from pipeline.nlp.annotate import Annotator
 from pipeline.progress import Progress
 from pipeline.store.lock import BatchLockedError
 
 USER_AGENT = "svpipeline-test/0.1 (+https://example.org/pipeline/kontakt)"
-
-
-class RecordingAnnotator:
-    """The real annotator's interface; records the texts the batch sends it."""
-
-    ner_version = "ner-test-1"
-    themes_version = "themes-test-1"
-
-    def __init__(self) -> None:
-        self.texts: list[str] = []
-
-    def annotate(
-        self, texts: Sequence[str], languages: Sequence[str | None] | None = None
-    ) -> list[Annotation]:
-        self.texts.extend(texts)
-        return [Annotation() for _ in texts]
 
 
 # --------------------------------------------------------------------------- helpers

@@ -29,13 +29,13 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
+from annotators import RecordingAnnotator
 from sites import LocalSite, Reply, Request
 
 import pipeline.batch as batch_module
 import pipeline.crawl.frontier as frontier_module
 from pipeline.batch import Batch, RunSummary
 from pipeline.config import SourcesConfig, load_sources
-from pipeline.nlp.annotate import Annotation
 from pipeline.sample import RoutingTransport
 from pipeline.store.db import open_db
 
@@ -75,25 +75,6 @@ RELEASES = {
         ],
     ),
 }
-
-
-class RecordingAnnotator:
-    """Has the real annotator's interface and records the texts the batch sends it.
-
-    The NER and theme models are not under test here; whether a text reaches annotation is.
-    """
-
-    ner_version = "ner-test-1"
-    themes_version = "themes-test-1"
-
-    def __init__(self) -> None:
-        self.texts: list[str] = []
-
-    def annotate(
-        self, texts: Sequence[str], languages: Sequence[str | None] | None = None
-    ) -> list[Annotation]:
-        self.texts.extend(texts)
-        return [Annotation() for _ in texts]
 
 
 # --------------------------------------------------------------------------- site content

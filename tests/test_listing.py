@@ -10,10 +10,10 @@ like those of the CMSs the sources run on.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from annotators import RecordingAnnotator
 from click.testing import CliRunner
 from sites import LocalSite
 
@@ -21,7 +21,6 @@ from pipeline.batch import Batch
 from pipeline.cli import cli
 from pipeline.config import Selectors, parse_sources
 from pipeline.extract import Extracted, Listing, extract_page
-from pipeline.nlp.annotate import Annotation
 from pipeline.store.db import open_db
 
 FIXTURES = Path(__file__).parent / "fixtures" / "listing"
@@ -189,22 +188,6 @@ def test_pipeline_extract_prints_a_listings_links():
 
 
 # --------------------------------------------------------------------------- the batch
-
-
-class RecordingAnnotator:
-    """The annotator's interface without the models: what is annotated is not under test."""
-
-    ner_version = "ner-test"
-    themes_version = "themes-test"
-
-    def __init__(self) -> None:
-        self.texts: list[str] = []
-
-    def annotate(
-        self, texts: Sequence[str], languages: Sequence[str | None] | None = None
-    ) -> list[Annotation]:
-        self.texts.extend(texts)
-        return [Annotation() for _ in texts]
 
 
 POST = """<!DOCTYPE html><html lang="sv"><head><meta charset="utf-8">

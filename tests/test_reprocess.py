@@ -9,34 +9,20 @@ and only get the new metadata; nothing is fetched.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
+from annotators import RecordingAnnotator
 from click.testing import CliRunner
 
 from pipeline.batch import Batch
 from pipeline.cli import cli
 from pipeline.config import SAMPLE_SOURCES, load_sources, parse_sources
 from pipeline.extract import extract
-from pipeline.nlp.annotate import Annotation
 from pipeline.reprocess import reprocess, reprocess_extract
 from pipeline.sample import SampleServer
 from pipeline.store.db import open_db, pending_annotation, save_document
 from pipeline.store.lock import batch_lock
-
-
-class RecordingAnnotator:
-    """The annotator's interface without the models: annotation is not under test here."""
-
-    ner_version = "ner-test"
-    themes_version = "themes-test"
-
-    def annotate(
-        self, texts: Sequence[str], languages: Sequence[str | None] | None = None
-    ) -> list[Annotation]:
-        return [Annotation() for _ in texts]
-
 
 #: The press room's rules, changed: list items are cut from the body (a text change for the
 #: releases that have lists) and the date selector no longer matches, so the date comes from

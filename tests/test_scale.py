@@ -15,16 +15,16 @@ from __future__ import annotations
 import sqlite3
 import tempfile
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
+from annotators import RecordingAnnotator
 
 import pipeline.batch as batch_module
 from pipeline.batch import Batch, RunSummary
 from pipeline.config import load_sources
-from pipeline.nlp.annotate import Annotation
 from pipeline.sitegen import CORPUS_DIR, PressSite, PressSiteServer, load_articles
 
 pytestmark = [
@@ -36,22 +36,6 @@ pytestmark = [
 ]
 
 SIZE = 300
-
-
-class RecordingAnnotator:
-    """Has the real annotator's interface and records the texts the batch sends it."""
-
-    ner_version = "ner-test-1"
-    themes_version = "themes-test-1"
-
-    def __init__(self) -> None:
-        self.texts: list[str] = []
-
-    def annotate(
-        self, texts: Sequence[str], languages: Sequence[str | None] | None = None
-    ) -> list[Annotation]:
-        self.texts.extend(texts)
-        return [Annotation() for _ in texts]
 
 
 class Crawls:

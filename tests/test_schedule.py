@@ -18,16 +18,16 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from annotators import RecordingAnnotator
 from sites import LocalSite, Reply
 
 from pipeline.batch import Batch
 from pipeline.config import REPO_ROOT, SourcesConfig, load_sources
-from pipeline.nlp.annotate import Annotation
 from pipeline.progress import Progress
 from pipeline.schedule import (
     LOCK_RETRY,
@@ -64,25 +64,6 @@ ARTICLES = {
         "Ändringen gäller från och med januari och berör över 80 000 sökande.",
     ),
 }
-
-
-class RecordingAnnotator:
-    """Has the real annotator's interface; these tests are about timing, not about entities."""
-
-    ner_version = "ner-test-1"
-    themes_version = "themes-test-1"
-
-    def __init__(self, fail: bool = False) -> None:
-        self.fail = fail
-        self.calls = 0
-
-    def annotate(
-        self, texts: Sequence[str], languages: Sequence[str | None] | None = None
-    ) -> list[Annotation]:
-        self.calls += 1
-        if self.fail:
-            raise RuntimeError("modellen kunde inte läsas in")
-        return [Annotation() for _ in texts]
 
 
 def page(title: str, text: str) -> str:
