@@ -349,10 +349,11 @@ class Batch:
         ner, themes = self._model_versions()
         total = count_pending_annotation(db, ner, themes)
         self.progress.stage("annotate", total)
+        saved = self.counts["annotated"]
         self._save_annotated(db, self._annotating, 0, ner, themes)  # sent during the crawl
-        total = count_pending_annotation(db, ner, themes)
-        if total:
-            annotate = self._annotation_jobs(total)
+        left = total - (self.counts["annotated"] - saved)
+        if left:
+            annotate = self._annotation_jobs(left)
             ahead = self._ahead()
             in_flight: deque[tuple[list[PendingDocument], Future[AnnotateOutcome]]] = deque()
             for chunk in _pending_chunks(db, ner, themes):

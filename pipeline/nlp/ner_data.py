@@ -331,7 +331,7 @@ def _describe(nlp: spacy.Language, version: str) -> None:
     )
 
 
-def _install(nlp: spacy.Language, output: Path, metrics: dict[str, Any]) -> None:
+def _install(nlp: spacy.Language, output: Path) -> None:
     """Replace the model in ``output``; a hand-written MODEL_CARD.md there is kept."""
     output.mkdir(parents=True, exist_ok=True)
     for entry in output.iterdir():
@@ -342,8 +342,6 @@ def _install(nlp: spacy.Language, output: Path, metrics: dict[str, Any]) -> None
         else:
             entry.unlink()
     nlp.to_disk(output)
-    text = json.dumps(metrics, ensure_ascii=False, indent=2) + "\n"
-    (output / "metrics.json").write_text(text, encoding="utf-8")
 
 
 def train_ner(
@@ -386,7 +384,7 @@ def train_ner(
             "dev_ents_f": nlp.meta.get("performance", {}).get("ents_f"),
             "test": evaluate(nlp, read_jsonl(work / "corpus" / "test.jsonl")),
         }
-        _install(nlp, output, metrics)
+        _install(nlp, output)
         _add_common_words(output, press_dir)
         with_rules = load_ner(output)
         test = read_jsonl(work / "corpus" / "test.jsonl")
