@@ -84,6 +84,7 @@ class BatchRun:
     peak_pss_mb: float
     peak_main_rss_mb: float
     cpu_seconds: float  # user + system time of the batch process and its workers
+    main_cpu_seconds: float  # the batch process alone: crawl, WARC, SQLite, scheduling
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -184,6 +185,7 @@ def run_batch(name: str, work: Path, sources: Path, documents: int, workers: int
         peak_pss_mb=round(memory.peak_pss / 1024, 1),
         peak_main_rss_mb=round(child["main_max_rss_kb"] / 1024, 1),
         cpu_seconds=round(child["cpu_seconds"], 1),
+        main_cpu_seconds=round(child["main_cpu_seconds"], 1),
         extra={"linker_in_main_process": child["linker_in_main_process"]},
     )
 
@@ -206,6 +208,10 @@ def child(args: argparse.Namespace) -> int:
 
         def done(self) -> None:
             self.seconds[self._label.split()[0]] += time.monotonic() - self._started
+
+    def cpu(who: int) -> float:
+        usage = resource.getrusage(who)
+        return usage.ru_utime + usage.ru_stime
 
     clock = PhaseClock()
     batch = Batch(
@@ -230,10 +236,8 @@ def child(args: argparse.Namespace) -> int:
         "main_max_rss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
         # A document with a contact block needs the entity linker in the writing process too.
         "linker_in_main_process": default_linker.cache_info().currsize > 0,
-        "cpu_seconds": sum(
-            usage.ru_utime + usage.ru_stime
-            for usage in map(resource.getrusage, (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
-        ),
+        "cpu_seconds": cpu(resource.RUSAGE_SELF) + cpu(resource.RUSAGE_CHILDREN),
+        "main_cpu_seconds": cpu(resource.RUSAGE_SELF),
     }
     args.report.write_text(json.dumps(report), encoding="utf-8")
     return 0
@@ -502,7 +506,9 @@ def markdown(
             f"{full.cpu_seconds:.0f} s (all its processes, from start to exit), "
             f"**{summary['cpu_ratio']:.2f}** times the bare work and "
             f"**{summary['cpu_ratio_same_calls']:.2f}** times its own calls "
-            f"(bare CPU seconds: {cpu_parts}).",
+            f"(bare CPU seconds: {cpu_parts}). Of the batch's CPU time, "
+            f"{full.main_cpu_seconds:.0f} s were the main process (imports, crawl, WARC, "
+            "SQLite, handing work to the workers).",
         ]
     small, again = runs["small"], runs["again"]
     lines += [

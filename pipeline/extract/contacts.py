@@ -44,6 +44,9 @@ _INLINE_LEAD = re.compile(
     r"upplysningar lämnas av|(?:kontakt|kontaktperson(?:er)?|presskontakt(?:er)?)\s*:)[\s:]*",
     re.IGNORECASE,
 )
+#: A contact heading is a few words; with the white space of indented markup around them its
+#: raw text stays below this.
+_MAX_HEADING_RAW_CHARS = 300
 _HEADING_TAGS = frozenset(("h1", "h2", "h3", "h4", "h5", "h6", "p", "strong", "b", "div", "span",
                            "dt", "th", "legend", "summary"))  # fmt: skip
 _EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)*\.[a-z]{2,}", re.IGNORECASE)
@@ -102,12 +105,18 @@ def _headings(body: HtmlElement) -> list[HtmlElement]:
     stack = [c for c in reversed(body) if isinstance(c, HtmlElement)]
     while stack:
         element = stack.pop()
-        text = page.element_text(element)
-        if element.tag in _HEADING_TAGS and _HEADING.match(text) and not _is_link(element):
+        raw = element.text_content()  # in C; most elements are ruled out by its length alone
+        if raw.isspace() or not raw:
+            continue
+        if (
+            element.tag in _HEADING_TAGS
+            and len(raw) <= _MAX_HEADING_RAW_CHARS
+            and _HEADING.match(page.element_text(element))
+            and not _is_link(element)
+        ):
             found.append(element)
             continue
-        if len(text) > 0:
-            stack.extend(c for c in reversed(element) if isinstance(c, HtmlElement))
+        stack.extend(c for c in reversed(element) if isinstance(c, HtmlElement))
     return found
 
 

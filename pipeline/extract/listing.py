@@ -80,7 +80,10 @@ class Listing:
 
 @dataclass(frozen=True)
 class TeaserGroups:
-    """The teaser groups of a page and the page's own text outside them."""
+    """The teaser groups of a page and the page's own text outside them.
+
+    The own text is measured only when there are groups: without teasers nothing asks for it.
+    """
 
     groups: tuple[tuple[Teaser, ...], ...]
     own_chars: int
@@ -110,6 +113,8 @@ def find_teasers(root: HtmlElement, url: str | None) -> TeaserGroups:
     self_urls = _self_urls(root, url)
     anchors = _anchors(body)
     items = _items(anchors)
+    if len(items) < 2:
+        return TeaserGroups((), 0, ())
     furniture: dict[HtmlElement, bool] = {}
     total = max(len(page.element_text(body)), 1)
     by_parent: dict[HtmlElement, list[Teaser]] = defaultdict(list)
@@ -124,6 +129,10 @@ def find_teasers(root: HtmlElement, url: str | None) -> TeaserGroups:
             )
             by_parent[parent].append(dataclasses.replace(teaser, beside=beside))
     groups = tuple(_even_spans(tuple(g)) for g in by_parent.values() if len(g) >= 2)
+    if not groups:
+        # Own text only matters against teasers (is this a listing? is a group inside the
+        # text?); most article pages have none, and measuring it walks the whole body.
+        return TeaserGroups((), 0, ())
     inside = {e for group in groups for t in group if t.url for e in t.elements}
     own = tuple(_own_blocks(body, inside, total, furniture))
     return TeaserGroups(groups, sum(len(b.text) for b in own), own)

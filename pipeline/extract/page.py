@@ -34,7 +34,7 @@ MAX_HTML_CHARS = 800_000
 _CODE_TAGS = ("script", "style", "svg")
 
 _CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ufffe\uffff]")
-_SPACE = re.compile(r"[ \t\r\f\v\u00a0\u2000-\u200a\u202f\u205f\u3000]+")
+#: Soft hyphens, zero-width spaces and joiners, word joiners and byte-order marks: dropped.
 _INVISIBLE_CHARS = re.compile(r"[\u00ad\u200b-\u200d\u2060\ufeff]")
 
 #: Elements whose content is never readable text. ``script`` is handled separately because
@@ -158,14 +158,17 @@ class ExtractionError(ValueError):
 
 
 def normalize_space(text: str) -> str:
-    """Collapse runs of spaces (including no-break and thin spaces) and drop soft hyphens.
+    """Collapse runs of white space (including no-break and thin spaces) and drop soft hyphens.
 
     Line breaks are kept: callers decide whether a line break is a paragraph boundary.
+    ``str.split`` does the collapsing: it knows Unicode's spaces and runs in C, and this is
+    called for every text node of every page.
     """
-    text = _SPACE.sub(" ", _INVISIBLE_CHARS.sub("", text))
+    if not text.isascii():
+        text = _INVISIBLE_CHARS.sub("", text)
     if "\n" not in text:  # most calls: one line, no list to build
-        return text.strip()
-    return "\n".join(filter(None, (line.strip() for line in text.split("\n"))))
+        return " ".join(text.split())
+    return "\n".join(filter(None, (" ".join(line.split()) for line in text.split("\n"))))
 
 
 def element_text(element: HtmlElement) -> str:
