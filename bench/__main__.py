@@ -18,6 +18,7 @@ BENCHMARKS = {
     "extraction": "bench.extraction",
     "entities": "bench.entities",
     "ner": "bench.ner",
+    "themes-labels": "bench.themes_labels",
     "crawl": "bench.crawl",
     "ingest": "bench.ingest",
 }

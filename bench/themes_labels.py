@@ -1,0 +1,156 @@
+"""Do more hand labels help the theme classifier? Answered without touching the test split.
+
+A label file that is not (yet) part of training, ``corpus/labels/press-extra.jsonl`` by default,
+is judged by 5-fold cross-validation over the shipped model's train + validation documents:
+each fold's classifier (the shipped features and logistic regressions, uncalibrated) is trained
+on the other four folds, once as shipped and once with every document of the extra file added,
+and the held-out fold is scored by average precision per theme. The extra documents are never
+scored, so both variants are measured on exactly the same documents; the test split is left
+out entirely. Macro-AP is reported over all those documents and over the real ones (press and
+sample, the kind the test split holds).
+
+Run with ``python -m bench --only themes-labels`` (``--extra FILE`` for another file); results
+go to ``bench/results/themes-labels.md`` and ``.json``. Needs the press corpus.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from sklearn.metrics import average_precision_score
+
+from pipeline.config import REPO_ROOT
+from pipeline.nlp import themes as T
+
+RESULTS_DIR = REPO_ROOT / "bench" / "results"
+DEFAULT_EXTRA = T.DEFAULT_LABELS / "press-extra.jsonl"
+FOLDS = 5
+SEED = 1
+
+
+def extra_documents(path: Path, slugs: Sequence[str]) -> list[T.LabelledDocument]:
+    """The documents of a press label file outside :data:`pipeline.nlp.themes.LABEL_FILES`."""
+    documents = []
+    for row in T.read_labels(path):
+        unknown = set(row["themes"]) - set(slugs)
+        if unknown:
+            raise ValueError(f"{path}: {row['path']}: unknown themes {sorted(unknown)}")
+        text = (T.DEFAULT_PRESS_DIR / row["path"]).read_text(encoding="utf-8")
+        documents.append(
+            T.LabelledDocument(
+                id=row["path"],
+                source="extra",
+                text=T.markdown_body(text),
+                themes=tuple(sorted(row["themes"])),
+            )
+        )
+    return documents
+
+
+def out_of_fold_scores(
+    documents: Sequence[T.LabelledDocument],
+    extra: Sequence[T.LabelledDocument],
+    themes: Sequence[T.Theme],
+    config: T.TrainingConfig,
+) -> np.ndarray:
+    """Decision scores of every document from the fold model that did not see it."""
+    slugs = [t.slug for t in themes]
+    order = list(range(len(documents)))
+    random.Random(SEED).shuffle(order)
+    scores = np.zeros((len(documents), len(slugs)))
+    for fold in range(FOLDS):
+        held = order[fold::FOLDS]
+        held_set = set(held)
+        train = [d for i, d in enumerate(documents) if i not in held_set] + list(extra)
+        texts = [T.normalize_text(d.text) for d in train]
+        features = T.build_features(config).fit(texts)
+        x = T.feature_matrix(features, themes, config.keyword_scale, texts)
+        linears = T.fit_linears(x, T._label_matrix([d.themes for d in train], slugs), slugs, config)
+        held_texts = [T.normalize_text(documents[i].text) for i in held]
+        x_held = T.feature_matrix(features, themes, config.keyword_scale, held_texts)
+        for column, slug in enumerate(slugs):
+            scores[held, column] = linears[slug].decision_function(x_held)
+    return scores
+
+
+def macro_ap(y: np.ndarray, scores: np.ndarray, slugs: Sequence[str]) -> dict[str, float]:
+    return {
+        slug: float(average_precision_score(y[:, column], scores[:, column]))
+        for column, slug in enumerate(slugs)
+    }
+
+
+def run(extra_file: Path) -> dict[str, object]:
+    config = T.TrainingConfig()
+    themes = T.load_themes()
+    slugs = [t.slug for t in themes]
+    labelled = T.load_labelled(slugs)
+    splits = T.assign_splits(labelled, slugs, config)
+    documents = [d for d in labelled if splits[d.id] != "test"]
+    known = {d.id for d in labelled}
+    extra = [d for d in extra_documents(extra_file, slugs) if d.id not in known]
+    y = T._label_matrix([d.themes for d in documents], slugs)
+    real = np.array([d.source in T.TEST_SOURCES for d in documents])
+    results: dict[str, object] = {
+        "extra_file": str(extra_file.relative_to(REPO_ROOT)),
+        "documents": len(documents),
+        "real_documents": int(real.sum()),
+        "extra_documents": len(extra),
+        "folds": FOLDS,
+        "variants": {},
+    }
+    for name, added in (("as shipped", []), ("with the extra labels", extra)):
+        scores = out_of_fold_scores(documents, added, themes, config)
+        every, reals = macro_ap(y, scores, slugs), macro_ap(y[real], scores[real], slugs)
+        results["variants"][name] = {  # type: ignore[index]
+            "macro_ap": round(float(np.mean(list(every.values()))), 4),
+            "macro_ap_real": round(float(np.mean(list(reals.values()))), 4),
+            "ap_real": {slug: round(value, 3) for slug, value in reals.items()},
+        }
+    return results
+
+
+def markdown(results: dict[str, object]) -> str:
+    variants: dict[str, dict] = results["variants"]  # type: ignore[assignment]
+    slugs = list(next(iter(variants.values()))["ap_real"])
+    lines = [
+        f"{results['folds']}-fold cross-validation over {results['documents']} train + validation "
+        f"documents ({results['real_documents']} real); {results['extra_documents']} documents "
+        f"of `{results['extra_file']}` added to every training fold, never scored.",
+        "",
+        "| training | macro-AP | macro-AP, real documents | " + " | ".join(slugs) + " |",
+        "| --- | ---: | ---: | " + " | ".join("---:" for _ in slugs) + " |",
+    ]
+    for name, row in variants.items():
+        cells = " | ".join(f"{row['ap_real'][s]:.2f}" for s in slugs)
+        lines.append(f"| {name} | {row['macro_ap']:.3f} | {row['macro_ap_real']:.3f} | {cells} |")
+    lines += ["", "Per-theme columns: average precision on the real documents."]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--extra", type=Path, default=DEFAULT_EXTRA, help="label file to judge")
+    parser.add_argument("--output-dir", type=Path, default=RESULTS_DIR)
+    args = parser.parse_args(argv)
+    if not T.DEFAULT_PRESS_DIR.is_dir():
+        print(f"skipped: the press corpus is not at {T.DEFAULT_PRESS_DIR}")
+        return 0
+    results = run(args.extra.resolve())
+    table = markdown(results)
+    print(table)
+    args.output_dir.mkdir(parents=True, exist_ok=True)
+    (args.output_dir / "themes-labels.json").write_text(
+        json.dumps(results, indent=2) + "\n", encoding="utf-8"
+    )
+    (args.output_dir / "themes-labels.md").write_text(table + "\n", encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
