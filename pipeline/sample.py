@@ -100,7 +100,14 @@ class _SiteHandler(BaseHTTPRequestHandler):
         path = self._resolve()
         if path is None:
             body = b"<!doctype html><title>404</title><h1>Sidan finns inte</h1>"
-            self._reply(HTTPStatus.NOT_FOUND, body, "text/html; charset=utf-8", {}, send_body)
+            reply(
+                self,
+                HTTPStatus.NOT_FOUND,
+                body,
+                "text/html; charset=utf-8",
+                {},
+                send_body=send_body,
+            )
             return
         body = path.read_bytes()
         etag = '"' + hashlib.sha1(body).hexdigest()[:16] + '"'
@@ -110,28 +117,39 @@ class _SiteHandler(BaseHTTPRequestHandler):
             self.headers.get("If-None-Match") is None
             and self.headers.get("If-Modified-Since") == modified
         ):
-            self._reply(HTTPStatus.NOT_MODIFIED, b"", None, headers, send_body)
+            reply(self, HTTPStatus.NOT_MODIFIED, b"", None, headers, send_body=send_body)
             return
         kind = _TYPES.get(path.suffix) or mimetypes.guess_type(path.name)[0]
-        self._reply(HTTPStatus.OK, body, kind or "application/octet-stream", headers, send_body)
+        reply(
+            self,
+            HTTPStatus.OK,
+            body,
+            kind or "application/octet-stream",
+            headers,
+            send_body=send_body,
+        )
 
-    def _reply(
-        self,
-        status: HTTPStatus,
-        body: bytes,
-        content_type: str | None,
-        headers: dict[str, str],
-        send_body: bool,
-    ) -> None:
-        self.send_response(status)
-        if content_type:
-            self.send_header("Content-Type", content_type)
-        for name, value in headers.items():
-            self.send_header(name, value)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        if send_body and status != HTTPStatus.NOT_MODIFIED:
-            self.wfile.write(body)
+
+def reply(
+    handler: BaseHTTPRequestHandler,
+    status: HTTPStatus,
+    body: bytes,
+    content_type: str | None,
+    headers: dict[str, str],
+    *,
+    send_body: bool = True,
+) -> None:
+    """Send a complete response with its length; a 304 (or a HEAD request, ``send_body``
+    false) gets the headers only."""
+    handler.send_response(status)
+    if content_type:
+        handler.send_header("Content-Type", content_type)
+    for name, value in headers.items():
+        handler.send_header(name, value)
+    handler.send_header("Content-Length", str(len(body)))
+    handler.end_headers()
+    if send_body and status != HTTPStatus.NOT_MODIFIED:
+        handler.wfile.write(body)
 
 
 class BackgroundServer:

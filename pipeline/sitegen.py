@@ -32,7 +32,7 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 from pipeline.config import REPO_ROOT
-from pipeline.sample import BackgroundServer
+from pipeline.sample import BackgroundServer, reply
 
 CORPUS_DIR = REPO_ROOT.parent / "shared" / "data" / "press" / "regeringen"
 KINDS = {"pressmeddelanden": "Pressmeddelanden", "debattartiklar": "Debattartiklar"}
@@ -486,15 +486,7 @@ class _Handler(BaseHTTPRequestHandler):
         self, status: HTTPStatus, body: bytes, content_type: str | None, headers: dict[str, str]
     ) -> None:
         self.server.owner.count(self.path, int(status))
-        self.send_response(status)
-        if content_type:
-            self.send_header("Content-Type", content_type)
-        for name, value in headers.items():
-            self.send_header(name, value)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        if status != HTTPStatus.NOT_MODIFIED:
-            self.wfile.write(body)
+        reply(self, status, body, content_type, headers)
 
 
 class _PressHTTPServer(ThreadingHTTPServer):

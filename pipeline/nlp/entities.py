@@ -47,6 +47,7 @@ from pipeline.nlp.linking import (
     token_similarity,
 )
 from pipeline.nlp.places import distance_km
+from pipeline.nlp.scoring import precision_recall_f1
 
 ID_SPACE = 2**53 - 1
 """Ids stay below 2**53: Datasette's JSON is read by JavaScript, whose numbers are doubles."""
@@ -398,13 +399,8 @@ def pair_scores(gold: Sequence[str], predicted: Sequence[object]) -> dict[str, f
 
     both = pairs(Counter(zip(gold, predicted, strict=True)))
     in_gold, in_predicted = pairs(Counter(gold)), pairs(Counter(predicted))
-    precision = both / in_predicted if in_predicted else 1.0
-    recall = both / in_gold if in_gold else 1.0
-    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
     return {
-        "precision": round(precision, 4),
-        "recall": round(recall, 4),
-        "f1": round(f1, 4),
+        **precision_recall_f1(both, in_predicted, in_gold, empty=1.0),
         "true_pairs": both,
         "predicted_pairs": in_predicted,
         "gold_pairs": in_gold,

@@ -18,6 +18,8 @@ from typing import Any
 
 import spacy
 
+from pipeline.nlp.scoring import precision_recall_f1
+
 SCORED_LABELS = ("PER", "ORG", "LOC")
 DEFAULT_NER_MODEL = Path(__file__).resolve().parents[2] / "models" / "ner"
 #: Where records that name a ``path`` instead of carrying their ``text`` find it: the shared data
@@ -112,17 +114,7 @@ def with_texts(records: Iterable[dict[str, Any]], shared_dir: Path = SHARED_DIR)
 
 
 def _scores(tp: int, fp: int, fn: int) -> dict[str, float | int]:
-    precision = tp / (tp + fp) if tp + fp else 0.0
-    recall = tp / (tp + fn) if tp + fn else 0.0
-    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-    return {
-        "precision": round(precision, 4),
-        "recall": round(recall, 4),
-        "f1": round(f1, 4),
-        "tp": tp,
-        "fp": fp,
-        "fn": fn,
-    }
+    return {**precision_recall_f1(tp, tp + fp, tp + fn), "tp": tp, "fp": fp, "fn": fn}
 
 
 def evaluate(nlp: spacy.Language, examples: Iterable[dict[str, Any]]) -> dict[str, Any]:

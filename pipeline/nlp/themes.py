@@ -52,6 +52,8 @@ from sklearn.metrics import average_precision_score
 from sklearn.model_selection import KFold
 from sklearn.pipeline import FeatureUnion
 
+from pipeline.nlp.scoring import precision_recall_f1
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_THEMES = REPO_ROOT / "corpus" / "themes.yaml"
 DEFAULT_THEME_MODEL = REPO_ROOT / "models" / "themes"
@@ -1201,13 +1203,4 @@ def bootstrap_macro_f1(
 
 
 def _prf(tp: int, fp: int, fn: int) -> dict[str, Any]:
-    precision = tp / (tp + fp) if tp + fp else 0.0
-    recall = tp / (tp + fn) if tp + fn else 0.0
-    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-    return {
-        "precision": round(precision, 4),
-        "recall": round(recall, 4),
-        "f1": round(f1, 4),
-        "support": tp + fn,
-        "predicted": tp + fp,
-    }
+    return {**precision_recall_f1(tp, tp + fp, tp + fn), "support": tp + fn, "predicted": tp + fp}
