@@ -25,6 +25,7 @@ pickle runs arbitrary code, and a model directory is a file someone may hand us.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import math
@@ -633,14 +634,28 @@ def _label_matrix(labels: Sequence[Iterable[str]], slugs: Sequence[str]) -> np.n
     return np.array([[slug in themes for slug in slugs] for themes in sets], dtype=np.int8)
 
 
-def _plain_vocabularies(features: FeatureUnion) -> None:
-    """Store vocabulary indices as Python ints instead of numpy integers.
+def _vocabularies(features: FeatureUnion) -> tuple[FeatureUnion, dict[str, np.ndarray]]:
+    """The features without their vocabularies, and each vocabulary as an array of its terms
+    in column order.
 
-    skops writes every numpy scalar as a file of its own inside the zip: with 90k terms that
-    makes the model huge and slow to save and load. Python ints go into the schema.
+    skops writes a dict entry by entry, so the 50,000 terms would be 100,000 nodes that take
+    seconds to check and rebuild in every process that loads the model; one array of strings
+    is a single node.
     """
-    for _, vectorizer in features.transformer_list:
-        vectorizer.vocabulary_ = {term: int(i) for term, i in vectorizer.vocabulary_.items()}
+    bare = copy.deepcopy(features)
+    arrays = {}
+    for name, vectorizer in bare.transformer_list:
+        terms = sorted(vectorizer.vocabulary_, key=vectorizer.vocabulary_.__getitem__)
+        arrays[name] = np.array(terms, dtype=str)
+        del vectorizer.vocabulary_
+    return bare, arrays
+
+
+def _with_vocabularies(features: FeatureUnion, arrays: dict[str, np.ndarray]) -> FeatureUnion:
+    """Undo :func:`_vocabularies` on a loaded model."""
+    for name, vectorizer in features.transformer_list:
+        vectorizer.vocabulary_ = {term: column for column, term in enumerate(arrays[name].tolist())}
+    return features
 
 
 # --- weak labels and self-training ------------------------------------------------------------
@@ -779,7 +794,6 @@ def train_themes(
     y = {name: _label_matrix([d.themes for d in docs], slugs) for name, docs in parts.items()}
 
     features = build_features(config).fit(texts["train"])
-    _plain_vocabularies(features)
 
     def matrix(batch: Sequence[str]) -> sparse.csr_matrix:
         return feature_matrix(features, themes, config.keyword_scale, batch)
@@ -966,7 +980,7 @@ class ThemeModel:
         ]
         return cls(
             themes=themes,
-            features=stored["features"],
+            features=_with_vocabularies(stored["features"], stored["vocabularies"]),
             classifiers=stored["classifiers"],
             thresholds={slug: float(value) for slug, value in thresholds.items()},
             keyword_scale=float(metadata["config"]["keyword_scale"]),
@@ -976,7 +990,12 @@ class ThemeModel:
     def save(self, output: Path, *, config: TrainingConfig, training: dict[str, Any]) -> None:
         """Write the skops file, thresholds and metadata (with the theme definitions used)."""
         output.mkdir(parents=True, exist_ok=True)
-        stored = {"features": self.features, "classifiers": self.classifiers}
+        features, vocabularies = _vocabularies(self.features)
+        stored = {
+            "features": features,
+            "vocabularies": vocabularies,
+            "classifiers": self.classifiers,
+        }
         sio.dump(stored, output / MODEL_FILE, compression=zipfile.ZIP_DEFLATED)
         (output / THRESHOLDS_FILE).write_text(_json(self.thresholds), encoding="utf-8")
         metadata = {
