@@ -67,6 +67,9 @@ _UTF8_MULTIBYTE = re.compile(
     rb"[\xc2-\xdf][\x80-\xbf]|[\xe0-\xef][\x80-\xbf]{2}|[\xf0-\xf4][\x80-\xbf]{3}"
 )
 _CONTROL = frozenset(range(0, 32)) - {9, 10, 12, 13, 27}
+#: Every byte but the control bytes: ``bytes.translate`` deleting these leaves only the control
+#: bytes, counted in C rather than byte by byte in Python (this runs on every response).
+_NOT_CONTROL = bytes(sorted(set(range(256)) - _CONTROL))
 
 
 def media_type(content_type_header: str | None) -> str:
@@ -93,7 +96,7 @@ def sniff_binary(body: bytes) -> str | None:
     for magic, media in _MAGIC:
         if head.startswith(magic):
             return media
-    controls = sum(1 for byte in head if byte in _CONTROL)
+    controls = len(head.translate(None, _NOT_CONTROL))
     if b"\x00" in head or (head and controls / len(head) > 0.05):
         return "application/octet-stream"
     return None
