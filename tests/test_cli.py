@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -141,3 +142,26 @@ def test_serve_opens_datasette_with_the_projects_metadata(sample_db):
     finally:
         server.terminate()
         server.wait(timeout=10)
+
+
+def test_the_readme_lists_every_command_and_no_other() -> None:
+    """The command table in the README is the user's index of the CLI; it must not drift."""
+    import click
+
+    from pipeline.cli import cli
+    from pipeline.config import REPO_ROOT
+
+    def names(group: click.Group, prefix: str = "") -> set[str]:
+        found = set()
+        for name, command in group.commands.items():
+            if isinstance(command, click.Group):
+                found |= names(command, f"{prefix}{name} ")
+            else:
+                found.add(prefix + name)
+        return found
+
+    readme = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
+    table = readme.split("## The command line", 1)[1].split("\n\n`annotate-text`", 1)[0]
+    # "pipeline sources check [FILE]" names "sources check"; options and arguments follow
+    listed = set(re.findall(r"`pipeline ([a-z][a-z-]*(?: [a-z][a-z-]*)*)", table))
+    assert listed == names(cli)
