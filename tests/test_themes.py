@@ -25,6 +25,7 @@ from pipeline.nlp.themes import (
     MODEL_FILE,
     REPO_ROOT,
     TEST_SOURCES,
+    TRUSTED_TYPES,
     KeywordRule,
     KeywordThemeModel,
     LabelledDocument,
@@ -32,6 +33,7 @@ from pipeline.nlp.themes import (
     ThemeModelMissingError,
     ThemesError,
     TrainingConfig,
+    _with_vocabularies,
     assign_splits,
     bootstrap_macro_f1,
     evaluate_themes,
@@ -662,6 +664,17 @@ def test_load_refuses_a_model_directory_with_a_file_missing(trained, tmp_path: P
     shutil.copytree(trained[0], copy)
     (copy / "thresholds.json").unlink()
     with pytest.raises(ThemeModelMissingError, match=r"thresholds\.json"):
+        ThemeModel.load(copy)
+
+
+def test_load_explains_a_model_saved_in_the_older_layout(trained, tmp_path: Path) -> None:
+    """Before vocabularies were stored as arrays they were inside the features."""
+    copy = tmp_path / "model"
+    shutil.copytree(trained[0], copy)
+    stored = sio.load(copy / MODEL_FILE, trusted=TRUSTED_TYPES)
+    features = _with_vocabularies(stored["features"], stored["vocabularies"])
+    sio.dump({"features": features, "classifiers": stored["classifiers"]}, copy / MODEL_FILE)
+    with pytest.raises(ThemesError, match=r"older version.*pipeline train-themes"):
         ThemeModel.load(copy)
 
 

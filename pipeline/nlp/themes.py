@@ -966,6 +966,11 @@ class ThemeModel:
                 "Train one with `pipeline train-themes`."
             )
         stored = sio.load(files[0], trusted=TRUSTED_TYPES)
+        if "vocabularies" not in stored:
+            raise ThemesError(
+                f"{files[0]} was saved by an older version of the pipeline (vocabularies inside "
+                "the features). Train it again with `pipeline train-themes`."
+            )
         thresholds = json.loads(files[1].read_text(encoding="utf-8"))
         metadata = json.loads(files[2].read_text(encoding="utf-8"))
         themes = [
