@@ -43,7 +43,6 @@ from typing import Any, Protocol
 import numpy as np
 import scipy.sparse as sparse
 import sklearn
-import skops.io as sio
 import yaml
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.feature_extraction.text import TfidfVectorizer
@@ -965,6 +964,8 @@ class ThemeModel:
                 f"No theme model in {model_dir} (missing {', '.join(missing)}). "
                 "Train one with `pipeline train-themes`."
             )
+        import skops.io as sio  # here, not at the top: its import scans sklearn for a second
+
         stored = sio.load(files[0], trusted=TRUSTED_TYPES)
         if "vocabularies" not in stored:
             raise ThemesError(
@@ -1001,6 +1002,8 @@ class ThemeModel:
             "vocabularies": vocabularies,
             "classifiers": self.classifiers,
         }
+        import skops.io as sio
+
         sio.dump(stored, output / MODEL_FILE, compression=zipfile.ZIP_DEFLATED)
         (output / THRESHOLDS_FILE).write_text(_json(self.thresholds), encoding="utf-8")
         metadata = {
