@@ -346,7 +346,13 @@ def train_ner_command(config: Path | None, data: Path | None, output: Path | Non
 @cli.command("evaluate-ner")
 @click.argument("jsonl", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--model", type=click.Path(file_okay=False, path_type=Path), default=None)
-def evaluate_ner_command(jsonl: Path, model: Path | None) -> None:
+@click.option(
+    "--errors",
+    type=click.Path(dir_okay=False, writable=True, path_type=Path),
+    default=None,
+    help="Also write every wrong or missed span, with its context, as JSON lines to this file.",
+)
+def evaluate_ner_command(jsonl: Path, model: Path | None, errors: Path | None) -> None:
     """Score the NER model on JSON lines {"id", "text", "entities": [[start, end, label]]}."""
     from pipeline.nlp.ner import (
         DEFAULT_NER_MODEL,
@@ -361,7 +367,11 @@ def evaluate_ner_command(jsonl: Path, model: Path | None) -> None:
         records = list(with_texts(read_jsonl(jsonl)))
     except EvaluationTextError as error:
         raise click.ClickException(str(error)) from None
-    scores = evaluate(load_ner(model or DEFAULT_NER_MODEL), records)
+    found: list[dict] = []
+    scores = evaluate(load_ner(model or DEFAULT_NER_MODEL), records, errors=found)
+    if errors is not None:
+        lines = (json.dumps(error, ensure_ascii=False) + "\n" for error in found)
+        errors.write_text("".join(lines), encoding="utf-8")
     _print_scores(scores, "label")
 
 

@@ -226,6 +226,56 @@ def test_evaluate_scores_exact_spans_per_label_and_ignores_misc() -> None:
     assert scores["words_per_second"] > 0
 
 
+def test_evaluate_lists_each_wrong_span_with_what_went_wrong() -> None:
+    text = "Karin Holm besökte Rosengård och Malmö stad. Hyresgästföreningen kom också."
+    gold = [
+        [0, 5, "PER"],  # the prediction "Karin Holm" has other edges
+        [19, 28, "ORG"],  # predicted as LOC: right edges, wrong label
+        [33, 43, "ORG"],  # "Malmö" predicted as LOC: neither edges nor label
+        [45, 64, "ORG"],  # not predicted at all
+    ]
+    errors: list[dict] = []
+    evaluate(rule_based_nlp(), [{"id": "doc", "text": text, "entities": gold}], errors=errors)
+    assert [(e["kind"], e["text"], e.get("expected", {}).get("text")) for e in errors] == [
+        ("boundary", "Karin Holm", "Karin"),
+        ("label", "Rosengård", "Rosengård"),
+        ("label and boundary", "Malmö", "Malmö stad"),
+        ("missed", "Hyresgästföreningen", None),
+    ]
+    assert errors[1]["context"].startswith("Karin Holm besökte [Rosengård] och Malmö")
+    assert all(e["id"] == "doc" for e in errors)
+
+
+def test_a_prediction_no_gold_span_touches_is_spurious() -> None:
+    text = "Det regnade i Malmö."
+    errors: list[dict] = []
+    scores = evaluate(rule_based_nlp(), [{"id": "1", "text": text, "entities": []}], errors=errors)
+    assert [(e["kind"], e["label"], e["text"]) for e in errors] == [("spurious", "LOC", "Malmö")]
+    assert scores["overall"]["fp"] == 1
+
+
+@needs_model
+def test_evaluate_ner_writes_the_errors_file(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from pipeline.cli import cli
+
+    text = "Karin Holm talade i Malmö."  # the shipped pipeline: PER, and Malmö as a place
+    path = tmp_path / "set.jsonl"
+    path.write_text(
+        json.dumps({"id": "a", "text": text, "entities": [[0, 10, "PER"], [20, 25, "ORG"]]}) + "\n",
+        encoding="utf-8",
+    )
+    errors = tmp_path / "errors.jsonl"
+    result = CliRunner().invoke(cli, ["evaluate-ner", str(path), "--errors", str(errors)])
+    assert result.exit_code == 0, result.output
+    written = [json.loads(line) for line in errors.read_text(encoding="utf-8").splitlines()]
+    assert [(e["kind"], e["text"], e["expected"]["label"]) for e in written] == [
+        ("label", "Malmö", "ORG")
+    ]
+    assert json.loads(result.output)["labels"]["PER"]["tp"] == 1
+
+
 def test_load_ner_on_a_missing_directory_says_how_to_train(tmp_path: Path) -> None:
     with pytest.raises(NerModelMissingError, match="pipeline train-ner"):
         load_ner(tmp_path / "ingen-modell")

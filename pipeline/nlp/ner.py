@@ -72,6 +72,53 @@ def annotate(
         ]
 
 
+Span = tuple[int, int, str]
+
+#: Characters of text shown on each side of an error span.
+ERROR_CONTEXT = 40
+
+
+def span_errors(record: dict[str, Any], gold: set[Span], found: set[Span]) -> list[dict[str, Any]]:
+    """The spans of one document that scored wrong, each with what went wrong.
+
+    ``kind`` is "label" (right edges, wrong label), "boundary" (right label, other edges),
+    "label and boundary" (a prediction overlapping a gold span with neither right), "spurious"
+    (a prediction overlapping no gold span) or "missed" (a gold span no wrong prediction
+    overlaps). An error of the first three kinds is reported once, from the prediction, with the
+    gold span it should have been as ``expected``.
+    """
+    text = record["text"]
+
+    def described(kind: str, span: Span, expected: Span | None = None) -> dict[str, Any]:
+        start, end, label = span
+        before = text[max(0, start - ERROR_CONTEXT) : start].replace("\n", " ")
+        after = text[end : end + ERROR_CONTEXT].replace("\n", " ")
+        error = {"id": record.get("id"), "kind": kind, "label": label, "text": text[start:end]}
+        error.update(start=start, end=end, context=f"{before}[{text[start:end]}]{after}")
+        if expected is not None:
+            error["expected"] = {"text": text[expected[0] : expected[1]], "label": expected[2]}
+        return error
+
+    def overlapping(span: Span, others: set[Span]) -> list[Span]:
+        return sorted(o for o in others if o[0] < span[1] and span[0] < o[1])
+
+    errors = []
+    for span in sorted(found - gold):
+        near = overlapping(span, gold - found)
+        if not near:
+            errors.append(described("spurious", span))
+            continue
+        # the gold span it was meant to be: same edges first, then same label
+        expected = min(near, key=lambda g: (g[:2] != span[:2], g[2] != span[2], g))
+        edges, label = expected[:2] == span[:2], expected[2] == span[2]
+        kind = "label" if edges else "boundary" if label else "label and boundary"
+        errors.append(described(kind, span, expected))
+    for span in sorted(gold - found):
+        if not overlapping(span, found - gold):
+            errors.append(described("missed", span))
+    return errors
+
+
 class EvaluationTextError(ValueError):
     """A record points at a text that is missing or no longer the one that was annotated."""
 
@@ -117,14 +164,21 @@ def _scores(tp: int, fp: int, fn: int) -> dict[str, float | int]:
     return {**precision_recall_f1(tp, tp + fp, tp + fn), "tp": tp, "fp": fp, "fn": fn}
 
 
-def evaluate(nlp: spacy.Language, examples: Iterable[dict[str, Any]]) -> dict[str, Any]:
+def evaluate(
+    nlp: spacy.Language,
+    examples: Iterable[dict[str, Any]],
+    *,
+    errors: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
     """Exact-span precision, recall and F1 per label and micro-averaged, plus throughput.
 
     ``examples`` use the evaluation format ``{"id", "text", "entities": [[start, end, label]]}``.
     A prediction counts only if start, end and label all match, so boundary errors count twice
     (a false positive and a false negative), which is the strict CoNLL convention. Labels other
     than PER/ORG/LOC are ignored on both sides. Words are whitespace-separated, so the speed
-    figure does not flatter the model by counting punctuation.
+    figure does not flatter the model by counting punctuation. Given a list as ``errors``, every
+    wrong or missed span is added to it (see :func:`span_errors`), for whoever fixes the
+    gazetteer or the rules next.
     """
     records = list(examples)
     texts = [record["text"] for record in records]
@@ -138,6 +192,8 @@ def evaluate(nlp: spacy.Language, examples: Iterable[dict[str, Any]]) -> dict[st
         for span in found | gold:
             tally = counts[span[2]]
             tally[0 if span in found and span in gold else 1 if span in found else 2] += 1
+        if errors is not None:
+            errors.extend(span_errors(record, gold, found))
     words = sum(len(text.split()) for text in texts)
     total = [sum(tally[i] for tally in counts.values()) for i in range(3)]
     return {
