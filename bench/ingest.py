@@ -85,6 +85,7 @@ class BatchRun:
     peak_main_rss_mb: float
     cpu_seconds: float  # user + system time of the batch process and its workers
     main_cpu_seconds: float  # the batch process alone: crawl, WARC, SQLite, scheduling
+    job_cpu_seconds: dict[str, float]  # CPU inside the extraction and annotation jobs
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -186,6 +187,7 @@ def run_batch(name: str, work: Path, sources: Path, documents: int, workers: int
         peak_main_rss_mb=round(child["main_max_rss_kb"] / 1024, 1),
         cpu_seconds=round(child["cpu_seconds"], 1),
         main_cpu_seconds=round(child["main_cpu_seconds"], 1),
+        job_cpu_seconds=child["job_cpu_seconds"],
         extra={"linker_in_main_process": child["linker_in_main_process"]},
     )
 
@@ -238,6 +240,7 @@ def child(args: argparse.Namespace) -> int:
         "linker_in_main_process": default_linker.cache_info().currsize > 0,
         "cpu_seconds": cpu(resource.RUSAGE_SELF) + cpu(resource.RUSAGE_CHILDREN),
         "main_cpu_seconds": cpu(resource.RUSAGE_SELF),
+        "job_cpu_seconds": {key: round(value, 2) for key, value in batch.job_cpu.items()},
     }
     args.report.write_text(json.dumps(report), encoding="utf-8")
     return 0
@@ -508,7 +511,12 @@ def markdown(
             f"**{summary['cpu_ratio_same_calls']:.2f}** times its own calls "
             f"(bare CPU seconds: {cpu_parts}). Of the batch's CPU time, "
             f"{full.main_cpu_seconds:.0f} s were the main process (imports, crawl, WARC, "
-            "SQLite, handing work to the workers).",
+            "SQLite, handing work to the workers), "
+            f"{full.job_cpu_seconds.get('extract', 0):.0f} s the extraction jobs and "
+            f"{full.job_cpu_seconds.get('annotate', 0):.0f} s the annotation jobs (NER, "
+            "themes with their terms, linking, loading the models); the other "
+            f"{full.cpu_seconds - full.main_cpu_seconds - sum(full.job_cpu_seconds.values()):.0f}"
+            " s were the workers' start-up and moving pages and results between processes.",
         ]
     small, again = runs["small"], runs["again"]
     lines += [

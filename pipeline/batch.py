@@ -143,6 +143,9 @@ class Batch:
         self.workers = default_workers() if workers is None else max(1, workers)
         # Seconds per stage of the last run (fetch, extract, ner, …), summed over processes.
         self.timings: Counter[str] = Counter()
+        # CPU seconds of the extraction and annotation jobs, wherever they ran: with the
+        # process totals this separates the work from moving it between processes.
+        self.job_cpu: Counter[str] = Counter()
         self._pool: WorkerPool | None = None
         # Annotation chunks sent to the workers while the crawl goes on (see _annotate_alongside).
         self._annotating: deque[tuple[list[PendingDocument], Future[AnnotateOutcome]]] = deque()
@@ -172,6 +175,7 @@ class Batch:
         started = time.monotonic()
         self.counts = Counter()  # a Batch object may run more than once (the scheduler)
         self.timings = Counter()
+        self.job_cpu = Counter()
         self._annotating.clear()
         self._annotated_upto = self._unsent = 0
         self._versions = None
@@ -280,6 +284,7 @@ class Batch:
             for item, outcome in ready:
                 if outcome is not None:
                     self.timings["extract"] += outcome.seconds
+                    self.job_cpu["extract"] += outcome.cpu_seconds
                     self._store(db, source, item.page, outcome.result, item.fetch_id)
                 crawler.record_document(source, item.page, item.result)
         self.progress.advance(len(ready))
@@ -386,6 +391,7 @@ class Batch:
             with self._timed("wait"):
                 outcome = future.result()
             self.timings.update(outcome.seconds)
+            self.job_cpu["annotate"] += outcome.cpu_seconds
             with self._timed("save"), transaction(db):
                 for document, annotation in zip(chunk, outcome.annotations, strict=True):
                     save_annotations(
