@@ -73,7 +73,7 @@ def out_of_fold_scores(
         texts = [T.normalize_text(d.text) for d in train]
         features = T.build_features(config).fit(texts)
         x = T.feature_matrix(features, themes, config.keyword_scale, texts)
-        linears = T.fit_linears(x, T._label_matrix([d.themes for d in train], slugs), slugs, config)
+        linears = T.fit_linears(x, T.label_matrix([d.themes for d in train], slugs), slugs, config)
         held_texts = [T.normalize_text(documents[i].text) for i in held]
         x_held = T.feature_matrix(features, themes, config.keyword_scale, held_texts)
         for column, slug in enumerate(slugs):
@@ -97,7 +97,7 @@ def run(extra_file: Path) -> dict[str, object]:
     documents = [d for d in labelled if splits[d.id] != "test"]
     known = {d.id for d in labelled}
     extra = [d for d in extra_documents(extra_file, slugs) if d.id not in known]
-    y = T._label_matrix([d.themes for d in documents], slugs)
+    y = T.label_matrix([d.themes for d in documents], slugs)
     real = np.array([d.source in T.TEST_SOURCES for d in documents])
     results: dict[str, object] = {
         "extra_file": str(extra_file.relative_to(REPO_ROOT)),

@@ -627,7 +627,7 @@ def _best_threshold(y: np.ndarray, scores: np.ndarray) -> float:
     return float(tied[len(tied) // 2])
 
 
-def _label_matrix(labels: Sequence[Iterable[str]], slugs: Sequence[str]) -> np.ndarray:
+def label_matrix(labels: Sequence[Iterable[str]], slugs: Sequence[str]) -> np.ndarray:
     """0/1 matrix of documents x themes from each document's theme slugs."""
     sets = [set(themes) for themes in labels]
     return np.array([[slug in themes for slug in slugs] for themes in sets], dtype=np.int8)
@@ -698,7 +698,7 @@ def weak_extra(
     config: TrainingConfig,
 ) -> dict[str, Extra]:
     """Keyword-rule labels on unlabelled documents, down-weighted, as extra rows per theme."""
-    matrix = _label_matrix(weak_labels(texts, themes, config.rule), [t.slug for t in themes])
+    matrix = label_matrix(weak_labels(texts, themes, config.rule), [t.slug for t in themes])
     weight = np.full(len(texts), config.augmentation_weight)
     return {
         theme.slug: Extra(x_unlabelled, matrix[:, column], weight)
@@ -790,7 +790,7 @@ def train_themes(
         for name in ("train", "validation", "test")
     }
     texts = {name: [normalize_text(d.text) for d in docs] for name, docs in parts.items()}
-    y = {name: _label_matrix([d.themes for d in docs], slugs) for name, docs in parts.items()}
+    y = {name: label_matrix([d.themes for d in docs], slugs) for name, docs in parts.items()}
 
     features = build_features(config).fit(texts["train"])
 
@@ -1200,10 +1200,10 @@ def bootstrap_macro_f1(
     document, and the intervals say how much of a difference is noise.
     """
     slugs = list(model.slugs)
-    gold = _label_matrix([example["themes"] for example in examples], slugs).astype(bool)
+    gold = label_matrix([example["themes"] for example in examples], slugs).astype(bool)
     texts = [example["text"] for example in examples]
     guesses = [
-        _label_matrix([[slug for slug, _ in row] for row in predictor.predict(texts)], slugs)
+        label_matrix([[slug for slug, _ in row] for row in predictor.predict(texts)], slugs)
         for predictor in (model, baseline)
     ]
     rng = np.random.default_rng(seed)
