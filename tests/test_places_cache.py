@@ -48,3 +48,29 @@ def test_an_unwritable_cache_directory_costs_time_not_places(
         assert len(places.swedish_localities()) > 1000
     finally:
         places.swedish_localities.cache_clear()
+
+
+def test_a_process_without_a_home_directory_derives_the_places_each_time(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("PIPELINE_CACHE_DIR", raising=False)
+    monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
+
+    def no_home() -> Path:
+        raise RuntimeError("Could not determine home directory.")
+
+    monkeypatch.setattr(places.Path, "home", staticmethod(no_home))
+    places.swedish_localities.cache_clear()
+    try:
+        assert places.localities_cache() is None
+        assert len(places.swedish_localities()) > 1000
+    finally:
+        places.swedish_localities.cache_clear()
+
+
+def test_the_cache_lives_under_xdg_cache_home_when_that_is_set(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("PIPELINE_CACHE_DIR", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    assert places.localities_cache().parent == tmp_path / "pipeline"

