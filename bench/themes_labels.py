@@ -36,25 +36,6 @@ FOLDS = 5
 SEED = 1
 
 
-def extra_documents(path: Path, slugs: Sequence[str]) -> list[T.LabelledDocument]:
-    """The documents of a press label file outside :data:`pipeline.nlp.themes.LABEL_FILES`."""
-    documents = []
-    for row in T.read_labels(path):
-        unknown = set(row["themes"]) - set(slugs)
-        if unknown:
-            raise ValueError(f"{path}: {row['path']}: unknown themes {sorted(unknown)}")
-        text = (T.DEFAULT_PRESS_DIR / row["path"]).read_text(encoding="utf-8")
-        documents.append(
-            T.LabelledDocument(
-                id=row["path"],
-                source="extra",
-                text=T.markdown_body(text),
-                themes=tuple(sorted(row["themes"])),
-            )
-        )
-    return documents
-
-
 def out_of_fold_scores(
     documents: Sequence[T.LabelledDocument],
     extra: Sequence[T.LabelledDocument],
@@ -92,11 +73,13 @@ def run(extra_file: Path) -> dict[str, object]:
     config = T.TrainingConfig()
     themes = T.load_themes()
     slugs = [t.slug for t in themes]
-    labelled = T.load_labelled(slugs)
+    # the shipped label files plus the extra one; a document labelled in both is an error
+    extra_file_entry = T.LabelFile(str(extra_file), "extra", "press")
+    everything = T.load_labelled(slugs, label_files=(*T.LABEL_FILES, extra_file_entry))
+    labelled = [d for d in everything if d.source != "extra"]
+    extra = [d for d in everything if d.source == "extra"]
     splits = T.assign_splits(labelled, slugs, config)
     documents = [d for d in labelled if splits[d.id] != "test"]
-    known = {d.id for d in labelled}
-    extra = [d for d in extra_documents(extra_file, slugs) if d.id not in known]
     y = T.label_matrix([d.themes for d in documents], slugs)
     real = np.array([d.source in T.TEST_SOURCES for d in documents])
     results: dict[str, object] = {

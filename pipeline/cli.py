@@ -367,8 +367,9 @@ def evaluate_ner_command(jsonl: Path, model: Path | None, errors: Path | None) -
         records = list(with_texts(read_jsonl(jsonl)))
     except EvaluationTextError as error:
         raise click.ClickException(str(error)) from None
-    found: list[dict] = []
-    scores = evaluate(load_ner(model or DEFAULT_NER_MODEL), records, errors=found)
+    found: list[dict] = []  # filled only when asked for: listing errors is extra work
+    nlp = load_ner(model or DEFAULT_NER_MODEL)
+    scores = evaluate(nlp, records, errors=found if errors is not None else None)
     if errors is not None:
         lines = (json.dumps(error, ensure_ascii=False) + "\n" for error in found)
         errors.write_text("".join(lines), encoding="utf-8")

@@ -102,9 +102,10 @@ def span_errors(record: dict[str, Any], gold: set[Span], found: set[Span]) -> li
     def overlapping(span: Span, others: set[Span]) -> list[Span]:
         return sorted(o for o in others if o[0] < span[1] and span[0] < o[1])
 
+    wrong, missed = found - gold, gold - found
     errors = []
-    for span in sorted(found - gold):
-        near = overlapping(span, gold - found)
+    for span in sorted(wrong):
+        near = overlapping(span, missed)
         if not near:
             errors.append(described("spurious", span))
             continue
@@ -113,8 +114,8 @@ def span_errors(record: dict[str, Any], gold: set[Span], found: set[Span]) -> li
         edges, label = expected[:2] == span[:2], expected[2] == span[2]
         kind = "label" if edges else "boundary" if label else "label and boundary"
         errors.append(described(kind, span, expected))
-    for span in sorted(gold - found):
-        if not overlapping(span, found - gold):
+    for span in sorted(missed):
+        if not overlapping(span, wrong):
             errors.append(described("missed", span))
     return errors
 

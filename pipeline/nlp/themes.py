@@ -372,6 +372,7 @@ def read_labels(path: Path) -> list[dict[str, Any]]:
 def load_labelled(
     slugs: Sequence[str],
     *,
+    label_files: Sequence[LabelFile] = LABEL_FILES,
     labels_dir: Path = DEFAULT_LABELS,
     press_dir: Path = DEFAULT_PRESS_DIR,
     repo_root: Path = REPO_ROOT,
@@ -380,12 +381,13 @@ def load_labelled(
 
     A label file that is absent is skipped (a checkout may not have the written documents); a
     label outside the taxonomy, a path labelled twice or a missing document is an error, since
-    any of them would silently change what the model learns or is scored on.
+    any of them would silently change what the model learns or is scored on. ``label_files``
+    may add files outside the shipped training set (a file name may be an absolute path).
     """
     bases = {"press": Path(press_dir), "repo": Path(repo_root), "labels": Path(labels_dir)}
     documents: list[LabelledDocument] = []
     seen: set[str] = set()
-    for label_file in LABEL_FILES:
+    for label_file in label_files:
         path = Path(labels_dir) / label_file.name
         if not path.is_file():
             continue
