@@ -24,6 +24,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
 import sqlite_utils
@@ -41,8 +42,8 @@ from pipeline.crawl.frontier import (
     needs_extraction,
 )
 from pipeline.extract import Extracted, ExtractionError, Listing, extract_page
-from pipeline.nlp.annotate import Annotator, model_versions
-from pipeline.nlp.themes import load_themes
+from pipeline.nlp.taxonomy import load_themes
+from pipeline.nlp.versions import model_versions
 from pipeline.progress import Progress
 from pipeline.store.db import (
     RUN_COUNTERS,
@@ -74,6 +75,9 @@ from pipeline.workers import (
     run_annotation,
     run_extraction,
 )
+
+if TYPE_CHECKING:
+    from pipeline.nlp.annotate import Annotator
 
 DATA_DIR = REPO_ROOT / "data"
 DEFAULT_DB = DATA_DIR / "pipeline.db"
@@ -156,6 +160,10 @@ class Batch:
     @property
     def annotator(self) -> Annotator:
         if self._annotator is None:
+            # imported here: a batch whose annotation all runs in worker processes never
+            # needs spaCy or scikit-learn in this one
+            from pipeline.nlp.annotate import Annotator
+
             self._annotator = Annotator()
         return self._annotator
 

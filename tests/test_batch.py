@@ -1,5 +1,7 @@
 """The whole batch on the bundled sample sites: real HTTP on 127.0.0.1, a real SQLite file."""
 
+import subprocess
+import sys
 import threading
 
 import pytest
@@ -138,3 +140,21 @@ def test_two_batches_cannot_run_at_once_on_one_database(tmp_path, sample_config)
     finally:
         release.set()
         holder.join()
+
+
+def test_the_main_process_finds_what_to_annotate_without_importing_the_nlp_libraries():
+    """A scheduled run that finds nothing new should not pay for importing spaCy and
+    scikit-learn (two seconds of CPU): annotation runs in worker processes, and the versions
+    that decide what needs annotating come from the models' metadata files."""
+    probe = (
+        "import sys\n"
+        "from pipeline.batch import Batch\n"
+        "from pipeline.nlp.versions import model_versions\n"
+        "ner, themes = model_versions()\n"
+        "assert ner.startswith('pipeline_ner-') and '+rules-' in ner, ner\n"
+        "print(sorted(m for m in ('spacy', 'sklearn', 'scipy', 'thinc') if m in sys.modules))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == "[]"

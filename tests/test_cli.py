@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from pipeline.config import SAMPLE_SOURCES
-from pipeline.nlp.themes import load_themes
+from pipeline.nlp.taxonomy import load_themes
 
 PIPELINE = [sys.executable, "-m", "pipeline"]
 SAMPLE = SAMPLE_SOURCES.parent / "sites"

@@ -14,7 +14,6 @@ from click.testing import CliRunner
 from spacy.tokens import Doc, Span
 
 from pipeline.cli import cli
-from pipeline.nlp.annotate import model_versions
 from pipeline.nlp.ner import (
     DEFAULT_NER_MODEL,
     SHARED_DIR,
@@ -23,14 +22,14 @@ from pipeline.nlp.ner import (
     read_jsonl,
     with_texts,
 )
-from pipeline.nlp.ner_rules import (
+from pipeline.nlp.ner_lexicon import (
     COMMON_WORDS_FILE,
-    EntityEdges,
     build_common_words,
     read_common_words,
     rules_version,
-    trimmed,
 )
+from pipeline.nlp.ner_rules import EntityEdges, trimmed
+from pipeline.nlp.versions import model_versions
 
 REPO = Path(__file__).resolve().parents[1]
 DOMAIN_SET = REPO / "corpus" / "labels" / "ner-domain.jsonl"

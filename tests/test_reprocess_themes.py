@@ -20,7 +20,6 @@ from click.testing import CliRunner
 from pipeline.batch import Batch
 from pipeline.cli import cli
 from pipeline.config import SAMPLE_SOURCES, load_sources
-from pipeline.nlp.annotate import model_versions
 from pipeline.nlp.themes import (
     DEFAULT_THEME_MODEL,
     METADATA_FILE,
@@ -29,6 +28,7 @@ from pipeline.nlp.themes import (
     ThemeModel,
     normalize_text,
 )
+from pipeline.nlp.versions import model_versions
 from pipeline.progress import Progress
 from pipeline.reprocess import reprocess, reprocess_themes
 from pipeline.sample import SampleServer

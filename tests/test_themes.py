@@ -16,11 +16,11 @@ import pytest
 import skops.io as sio
 from skops.io.exceptions import UntrustedTypesFoundException
 
+from pipeline.nlp.taxonomy import DEFAULT_THEMES, ThemesError, load_themes
 from pipeline.nlp.themes import (
     DEFAULT_LABELS,
     DEFAULT_PRESS_DIR,
     DEFAULT_THEME_MODEL,
-    DEFAULT_THEMES,
     LABEL_FILES,
     MODEL_FILE,
     REPO_ROOT,
@@ -31,7 +31,6 @@ from pipeline.nlp.themes import (
     LabelledDocument,
     ThemeModel,
     ThemeModelMissingError,
-    ThemesError,
     TrainingConfig,
     _with_vocabularies,
     assign_splits,
@@ -39,7 +38,6 @@ from pipeline.nlp.themes import (
     evaluate_themes,
     keyword_scores,
     load_labelled,
-    load_themes,
     markdown_body,
     normalize_text,
     read_labels,

@@ -7,7 +7,6 @@ are processed in batches (``nlp.pipe`` and one matrix for the classifier).
 
 from __future__ import annotations
 
-import json
 import time
 from collections import Counter
 from collections.abc import Sequence
@@ -16,8 +15,8 @@ from pathlib import Path
 
 from pipeline.nlp.linking import LinkedMention, Linker, default_linker
 from pipeline.nlp.ner import DEFAULT_NER_MODEL, Entity, annotate, load_ner
-from pipeline.nlp.ner_rules import read_common_words, rules_version
-from pipeline.nlp.themes import DEFAULT_THEME_MODEL, METADATA_FILE, ThemeModel
+from pipeline.nlp.themes import DEFAULT_THEME_MODEL, ThemeModel
+from pipeline.nlp.versions import ner_version
 
 ANNOTATED_LANGUAGES = frozenset({"sv", None})
 """Texts in other languages are kept but not run through the Swedish models."""
@@ -119,25 +118,3 @@ class Annotator:
             self.timings["link"] += time.perf_counter() - started
             results[index] = Annotation(found, scored, linked)
         return results
-
-
-def ner_version(meta: dict[str, object]) -> str:
-    """The NER version stored with each annotated document: ``name-version``, and with the
-    rules that run after the model, ``name-version+rules-digest``."""
-    version = f"{meta.get('name', 'ner')}-{meta.get('version', '0')}"
-    return f"{version}+{meta['rules']}" if meta.get("rules") else version
-
-
-def model_versions(
-    ner_model: Path = DEFAULT_NER_MODEL, theme_model: Path = DEFAULT_THEME_MODEL
-) -> tuple[str, str]:
-    """The versions :class:`Annotator` reports, read from the models' metadata files only.
-
-    A batch needs them to find what is not yet annotated; loading the models for that would
-    cost seconds on every run, including the many runs that find nothing new.
-    """
-    meta = json.loads((Path(ner_model) / "meta.json").read_text(encoding="utf-8"))
-    # load_ner adds the rules, so the version includes them
-    meta["rules"] = rules_version(read_common_words(Path(ner_model)))
-    themes = json.loads((Path(theme_model) / METADATA_FILE).read_text(encoding="utf-8"))
-    return ner_version(meta), str(themes["version"])

@@ -14,14 +14,15 @@ import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-import spacy
+from typing import TYPE_CHECKING, Any
 
 from pipeline.nlp.scoring import precision_recall_f1
+from pipeline.nlp.versions import DEFAULT_NER_MODEL
+
+if TYPE_CHECKING:
+    import spacy
 
 SCORED_LABELS = ("PER", "ORG", "LOC")
-DEFAULT_NER_MODEL = Path(__file__).resolve().parents[2] / "models" / "ner"
 #: Where records that name a ``path`` instead of carrying their ``text`` find it: the shared data
 #: directory beside the repository (texts from there are never copied into the project).
 SHARED_DIR = Path(__file__).resolve().parents[3] / "shared"
@@ -52,6 +53,8 @@ def load_ner(model_dir: Path = DEFAULT_NER_MODEL, *, rules: bool = True) -> spac
             f"No trained NER model in {model_dir}. Train it with `pipeline train-ner` "
             "(it reads ../shared/data/ner and writes models/ner)."
         )
+    import spacy  # here, not at the top: what only reads entities or scores has no need of it
+
     nlp = spacy.load(model_dir)
     if rules:
         from pipeline.nlp.ner_rules import add_rules

@@ -37,7 +37,7 @@ from pipeline.nlp.ner import (
     read_jsonl,
     with_texts,
 )
-from pipeline.nlp.ner_rules import COMMON_WORDS_FILE, build_common_words
+from pipeline.nlp.ner_lexicon import COMMON_WORDS_FILE, build_common_words
 
 # Defaults for `pipeline train-ner`, resolved from the package so the command works from any
 # directory: the config beside this module, the shared data beside the repository, models/ner.
