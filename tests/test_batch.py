@@ -144,11 +144,14 @@ def test_two_batches_cannot_run_at_once_on_one_database(tmp_path, sample_config)
 
 def test_the_main_process_finds_what_to_annotate_without_importing_the_nlp_libraries():
     """A scheduled run that finds nothing new should not pay for importing spaCy and
-    scikit-learn (two seconds of CPU): annotation runs in worker processes, and the versions
-    that decide what needs annotating come from the models' metadata files."""
+    scikit-learn (two seconds of CPU): annotation runs in worker processes, the versions that
+    decide what needs annotating come from the models' metadata files, and the results the
+    workers send back are types whose modules import neither."""
     probe = (
         "import sys\n"
         "from pipeline.batch import Batch\n"
+        "from pipeline.nlp.annotate import Annotation\n"
+        "from pipeline.workers import AnnotateOutcome\n"
         "from pipeline.nlp.versions import model_versions\n"
         "ner, themes = model_versions()\n"
         "assert ner.startswith('pipeline_ner-') and '+rules-' in ner, ner\n"

@@ -3,6 +3,10 @@
 The batch and ``pipeline annotate-text`` both go through :class:`Annotator`, so what a user sees
 on the command line is exactly what lands in the database. Models are loaded once and texts
 are processed in batches (``nlp.pipe`` and one matrix for the classifier).
+
+The result types are read by processes that never annotate: the batch's main process receives
+:class:`Annotation` objects from its workers. Importing this module therefore imports neither
+spaCy nor scikit-learn; they come with the models, when an :class:`Annotator` is made.
 """
 
 from __future__ import annotations
@@ -12,11 +16,14 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pipeline.nlp.linking import LinkedMention, Linker, default_linker
 from pipeline.nlp.ner import DEFAULT_NER_MODEL, Entity, annotate, load_ner
-from pipeline.nlp.themes import DEFAULT_THEME_MODEL, ThemeModel
-from pipeline.nlp.versions import ner_version
+from pipeline.nlp.versions import DEFAULT_THEME_MODEL, ner_version
+
+if TYPE_CHECKING:
+    from pipeline.nlp.themes import ThemeModel
 
 ANNOTATED_LANGUAGES = frozenset({"sv", None})
 """Texts in other languages are kept but not run through the Swedish models."""
@@ -65,8 +72,10 @@ class Annotator:
         batch_size: int = 64,
         link: bool = True,
     ):
+        from pipeline.nlp.themes import ThemeModel  # see the module docstring
+
         self.nlp = load_ner(ner_model)
-        self.themes = ThemeModel.load(theme_model)
+        self.themes: ThemeModel = ThemeModel.load(theme_model)
         self.explain = explain
         self.batch_size = batch_size
         self.link = link
