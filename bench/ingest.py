@@ -86,6 +86,7 @@ class BatchRun:
     cpu_seconds: float  # user + system time of the batch process and its workers
     main_cpu_seconds: float  # the batch process alone: crawl, WARC, SQLite, scheduling
     job_cpu_seconds: dict[str, float]  # CPU inside the extraction and annotation jobs
+    site_cpu_seconds: float  # this process meanwhile: the site's server, the memory sampler
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -164,11 +165,12 @@ def run_batch(name: str, work: Path, sources: Path, documents: int, workers: int
         *("--db", str(work / "pipeline.db"), "--warc-dir", str(work / "warc")),
         *("--workers", str(workers), "--report", str(report)),
     ]
-    started = time.monotonic()
+    started, started_cpu = time.monotonic(), time.process_time()
     process = subprocess.Popen(command, cwd=REPO_ROOT)
     with TreeMemory(process.pid) as memory:
         status = process.wait()
     seconds = time.monotonic() - started
+    site_cpu = time.process_time() - started_cpu
     if status != 0:
         raise RuntimeError(f"{name}: the batch process exited with {status}")
     child = json.loads(report.read_text(encoding="utf-8"))
@@ -188,6 +190,7 @@ def run_batch(name: str, work: Path, sources: Path, documents: int, workers: int
         cpu_seconds=round(child["cpu_seconds"], 1),
         main_cpu_seconds=round(child["main_cpu_seconds"], 1),
         job_cpu_seconds=child["job_cpu_seconds"],
+        site_cpu_seconds=round(site_cpu, 1),
         extra={"linker_in_main_process": child["linker_in_main_process"]},
     )
 
@@ -516,7 +519,9 @@ def markdown(
             f"{full.job_cpu_seconds.get('annotate', 0):.0f} s the annotation jobs (NER, "
             "themes with their terms, linking, loading the models); the other "
             f"{full.cpu_seconds - full.main_cpu_seconds - sum(full.job_cpu_seconds.values()):.0f}"
-            " s were the workers' start-up and moving pages and results between processes.",
+            " s were the workers' start-up and moving pages and results between processes. "
+            f"On the same cores, the site's server and the memory sampling used "
+            f"{full.site_cpu_seconds:.0f} CPU-s meanwhile.",
         ]
     small, again = runs["small"], runs["again"]
     lines += [
