@@ -85,7 +85,7 @@ class BatchRun:
     peak_main_rss_mb: float
     cpu_seconds: float  # user + system time of the batch process and its workers
     main_cpu_seconds: float  # the batch process alone: crawl, WARC, SQLite, scheduling
-    job_cpu_seconds: dict[str, float]  # CPU inside the extraction and annotation jobs
+    job_cpu_seconds: dict[str, float]  # CPU inside the jobs (extract, annotate) and its parts
     site_cpu_seconds: float  # this process meanwhile: the site's server, the memory sampler
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -496,7 +496,9 @@ def markdown(
         )
     if bare:
         parts = ", ".join(f"{k} {v:.1f} s" for k, v in bare["seconds"].items())
-        cpu_parts = ", ".join(f"{k} {v:.1f}" for k, v in bare["cpu_seconds"].items())
+        cpu = bare["cpu_seconds"]
+        jobs = sum(full.job_cpu_seconds.get(kind, 0) for kind in ("extract", "annotate"))
+        cpu_parts = ", ".join(f"{k} {v:.1f}" for k, v in cpu.items())
         lines += [
             "",
             f"Bare work on the same {bare['pages']} pages and {bare['documents']} texts in "
@@ -518,11 +520,21 @@ def markdown(
             f"{full.job_cpu_seconds.get('extract', 0):.0f} s the extraction jobs and "
             f"{full.job_cpu_seconds.get('annotate', 0):.0f} s the annotation jobs (NER, "
             "themes with their terms, linking, loading the models); the other "
-            f"{full.cpu_seconds - full.main_cpu_seconds - sum(full.job_cpu_seconds.values()):.0f}"
+            f"{full.cpu_seconds - full.main_cpu_seconds - jobs:.0f}"
             " s were the workers' start-up and moving pages and results between processes. "
             f"On the same cores, the site's server and the memory sampling used "
             f"{full.site_cpu_seconds:.0f} CPU-s meanwhile.",
         ]
+        parts = full.job_cpu_seconds
+        if "ner" in parts:
+            lines += [
+                "",
+                "Inside the annotation jobs, CPU seconds (bare work in brackets): NER "
+                f"{parts['ner']:.0f} ({cpu['ner']:.0f}), themes with their terms "
+                f"{parts.get('themes', 0):.0f} ({cpu['themes']:.0f}, scores only), linking "
+                f"{parts.get('link', 0):.0f} ({cpu['link']:.0f}), loading the models "
+                f"{parts.get('load', 0):.0f}.",
+            ]
     small, again = runs["small"], runs["again"]
     lines += [
         "",

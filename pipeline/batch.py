@@ -147,8 +147,9 @@ class Batch:
         self.workers = default_workers() if workers is None else max(1, workers)
         # Seconds per stage of the last run (fetch, extract, ner, …), summed over processes.
         self.timings: Counter[str] = Counter()
-        # CPU seconds of the extraction and annotation jobs, wherever they ran: with the
-        # process totals this separates the work from moving it between processes.
+        # CPU seconds of the extraction and annotation jobs ("extract", "annotate") and of the
+        # annotation's parts (ner, themes, link, load), wherever they ran: with the process
+        # totals this separates the work from moving it between processes.
         self.job_cpu: Counter[str] = Counter()
         self._pool: WorkerPool | None = None
         # Annotation chunks sent to the workers while the crawl goes on (see _annotate_alongside).
@@ -400,6 +401,7 @@ class Batch:
                 outcome = future.result()
             self.timings.update(outcome.seconds)
             self.job_cpu["annotate"] += outcome.cpu_seconds
+            self.job_cpu.update(outcome.part_cpu_seconds)
             with self._timed("save"), transaction(db):
                 for document, annotation in zip(chunk, outcome.annotations, strict=True):
                     save_annotations(

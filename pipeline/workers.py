@@ -154,26 +154,33 @@ def extract_in_worker(job: ExtractJob) -> ExtractOutcome:
 
 @dataclass(frozen=True)
 class AnnotateOutcome:
-    """Annotations parallel to the texts sent, seconds per part (ner, themes, link, load), and
-    the CPU seconds of the whole job."""
+    """Annotations parallel to the texts sent, wall and CPU seconds per part (ner, themes,
+    link, load), and the CPU seconds of the whole job."""
 
     annotations: list[Annotation]
     seconds: dict[str, float]
     cpu_seconds: float = 0.0
+    part_cpu_seconds: dict[str, float] = dataclasses.field(default_factory=dict)
 
 
 def run_annotation(
     annotator: Annotator, texts: Sequence[str], languages: Sequence[str | None]
 ) -> AnnotateOutcome:
     """Annotate one chunk and report how long each part of the annotator took for it."""
-    timings: Counter[str] | None = getattr(annotator, "timings", None)
-    before = Counter(timings or {})
+    wall: Counter[str] | None = getattr(annotator, "timings", None)
+    cpu: Counter[str] | None = getattr(annotator, "cpu_timings", None)
+    before_wall, before_cpu = Counter(wall or {}), Counter(cpu or {})
     started_cpu = time.process_time()
     annotations = annotator.annotate(list(texts), list(languages))
-    cpu = time.process_time() - started_cpu
-    spent = Counter(timings or {})
+    job_cpu = time.process_time() - started_cpu
+    return AnnotateOutcome(annotations, _spent(before_wall, wall), job_cpu, _spent(before_cpu, cpu))
+
+
+def _spent(before: Counter[str], after: Counter[str] | None) -> dict[str, float]:
+    """What each part added to a running total of seconds during one job."""
+    spent = Counter(after or {})
     spent.subtract(before)
-    return AnnotateOutcome(annotations, {part: s for part, s in spent.items() if s > 0}, cpu)
+    return {part: seconds for part, seconds in spent.items() if seconds > 0}
 
 
 _annotator: Annotator | None = None
@@ -195,5 +202,6 @@ def annotate_in_worker(texts: Sequence[str], languages: Sequence[str | None]) ->
     outcome = run_annotation(_annotator, texts, languages)
     if loading:
         outcome.seconds["load"] = loading
+        outcome.part_cpu_seconds["load"] = loading_cpu
         return dataclasses.replace(outcome, cpu_seconds=outcome.cpu_seconds + loading_cpu)
     return outcome

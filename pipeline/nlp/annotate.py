@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -79,9 +80,10 @@ class Annotator:
         self.explain = explain
         self.batch_size = batch_size
         self.link = link
-        # Seconds spent per part ("ner", "themes", "link"), so a batch can say where its
-        # annotation time goes.
+        # Wall and CPU seconds spent per part ("ner", "themes", "link"), so a batch can say
+        # where its annotation time goes, and tell work from waiting for a core.
         self.timings: Counter[str] = Counter()
+        self.cpu_timings: Counter[str] = Counter()
 
     @property
     def linker(self) -> Linker:
@@ -107,23 +109,29 @@ class Annotator:
             if lang in ANNOTATED_LANGUAGES and text.strip()
         ]
         selected = [texts[i] for i in chosen]
-        started = time.perf_counter()
-        entities = list(annotate(self.nlp, selected, batch_size=self.batch_size))
-        self.timings["ner"] += time.perf_counter() - started
-        started = time.perf_counter()
-        if not selected:
-            themes = []
-        elif self.explain:  # terms from the same feature matrix as the scores
-            themes = self.themes.predict_with_terms(selected)
-        else:
-            themes = [[(s, p, ()) for s, p in row] for row in self.themes.predict(selected)]
-        self.timings["themes"] += time.perf_counter() - started
+        with self._timed("ner"):
+            entities = list(annotate(self.nlp, selected, batch_size=self.batch_size))
+        with self._timed("themes"):
+            if not selected:
+                themes = []
+            elif self.explain:  # terms from the same feature matrix as the scores
+                themes = self.themes.predict_with_terms(selected)
+            else:
+                themes = [[(s, p, ()) for s, p in row] for row in self.themes.predict(selected)]
         results = [Annotation() for _ in texts]
-        for position, index in enumerate(chosen):
-            scored = [ThemeScore(slug, score, terms) for slug, score, terms in themes[position]]
-            found = entities[position]
-            started = time.perf_counter()
-            linked = self.linker.link(texts[index], found) if self.link else []
-            self.timings["link"] += time.perf_counter() - started
-            results[index] = Annotation(found, scored, linked)
+        with self._timed("link"):
+            for position, index in enumerate(chosen):
+                scored = [ThemeScore(slug, score, terms) for slug, score, terms in themes[position]]
+                found = entities[position]
+                linked = self.linker.link(texts[index], found) if self.link else []
+                results[index] = Annotation(found, scored, linked)
         return results
+
+    @contextmanager
+    def _timed(self, part: str) -> Iterator[None]:
+        started, started_cpu = time.perf_counter(), time.process_time()
+        try:
+            yield
+        finally:
+            self.timings[part] += time.perf_counter() - started
+            self.cpu_timings[part] += time.process_time() - started_cpu
