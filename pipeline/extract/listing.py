@@ -110,11 +110,10 @@ def find_teasers(root: HtmlElement, url: str | None) -> TeaserGroups:
     lists with furniture-like class names ("puff-list") are still seen.
     """
     body = page.body_of(root)
-    self_urls = _self_urls(root, url)
-    anchors = _anchors(body)
-    items = _items(anchors)
+    items = _items(_anchors(body))
     if len(items) < 2:
         return TeaserGroups((), 0, ())
+    self_urls = _self_urls(root, url)
     furniture: dict[HtmlElement, bool] = {}
     total = max(len(page.element_text(body)), 1)
     by_parent: dict[HtmlElement, list[Teaser]] = defaultdict(list)
