@@ -43,6 +43,7 @@ from pipeline.nlp.themes import (
     read_labels,
     train_themes,
     weak_labels,
+    word_with_ngram,
 )
 
 TAXONOMY = [
@@ -581,6 +582,24 @@ def test_explain_names_words_of_the_text_that_raised_the_score(trained) -> None:
     words = set(re.findall(r"\w+", normalize_text(NEW_TEXTS[0]).lower()))
     assert all(set(term.split()) <= words for term in terms)
     assert any(term.startswith(("hemlös", "härbärge", "bostad")) for term in terms)
+
+
+@pytest.mark.parametrize(
+    ("ngram", "word"),
+    [
+        (" bost", "bostadsbrist"),  # starts a word
+        ("brist ", "bostadsbrist"),  # ends one: the first such word, not "bristerna"
+        ("ads", "bostadsbrist"),  # inside one
+        (" i ", "i"),  # a whole one-letter word, not the "i" inside "bristerna"
+        ("(mal", "(mal"),  # not only word characters: shown as it is
+        ("xyz", "xyz"),  # in no word: shown as it is
+    ],
+)
+def test_a_character_ngram_is_shown_as_the_word_of_the_text_that_holds_it(
+    ngram: str, word: str
+) -> None:
+    text = "bristerna i bostadsbrist och bostadsbristen (malmö)"
+    assert word_with_ngram(ngram, text) == word
 
 
 def test_predict_with_terms_agrees_with_predict_and_explain(trained) -> None:

@@ -825,6 +825,22 @@ def _json(data: Any) -> str:
 # --- the trained model ------------------------------------------------------------------------
 
 
+def word_with_ngram(ngram: str, lowered: str) -> str:
+    """The first word of ``lowered`` that contains a ``char_wb`` n-gram, or the n-gram itself.
+
+    A space at either end of the n-gram marks the edge of a word (" bost" starts a word). One
+    regular-expression search finds the word; the n-gram is returned as it is when it holds
+    characters that are not word characters, or when no word contains it.
+    """
+    core = ngram.strip()
+    if not re.fullmatch(r"\w+", core):
+        return core
+    before = r"(?<!\w)" if ngram.startswith(" ") else r"\w*"
+    after = r"(?!\w)" if ngram.endswith(" ") else r"\w*"
+    match = re.search(before + re.escape(core) + after, lowered)
+    return match.group(0) if match else core
+
+
 class ThemeModel:
     """A trained theme classifier: calibrated scores, per-theme thresholds, explanations."""
 
@@ -945,10 +961,12 @@ class ThemeModel:
         x = self._matrix(normalized)
         results = []
         for row, scores in enumerate(self._scores(x)):
+            found = _above(scores, self.thresholds)
+            features = x[row] if found else None
             results.append(
                 [
-                    (slug, score, tuple(self._terms(x[row], normalized[row], slug, k)))
-                    for slug, score in _above(scores, self.thresholds)
+                    (slug, score, tuple(self._terms(features, normalized[row], slug, k)))
+                    for slug, score in found
                 ]
             )
         return results
@@ -977,17 +995,17 @@ class ThemeModel:
         linear = self.classifiers[slug].calibrated_classifiers_[0].estimator.estimator
         contributions = row.data * linear.coef_[0][row.indices]
         names = self._names()
-        words = re.findall(r"\w+", normalized.lower())
+        lowered = normalized.lower()
         terms: list[str] = []
         for position in np.argsort(-contributions, kind="stable"):
             if contributions[position] <= 0 or len(terms) >= k:
                 break
-            for term in self._readable(names[row.indices[position]], words, normalized):
+            for term in self._readable(names[row.indices[position]], lowered, normalized):
                 if term and term not in terms and len(terms) < k:
                     terms.append(term)
         return terms
 
-    def _readable(self, feature: str, words: Sequence[str], normalized: str) -> list[str]:
+    def _readable(self, feature: str, lowered: str, normalized: str) -> list[str]:
         """A feature as a reader would recognise it (see :meth:`explain`)."""
         kind, _, term = feature.partition("__")
         if kind in ("keywords", "keyword_density"):
@@ -995,10 +1013,7 @@ class ThemeModel:
             return [word for word, _ in Counter(theme.matches(normalized)).most_common(2)]
         if kind != "char":
             return [term]
-        for word in words:
-            if term in f" {word} ":
-                return [word]
-        return [term.strip()]
+        return [word_with_ngram(term, lowered)]
 
     def _names(self) -> list[str]:
         if self._feature_names is None:
