@@ -19,6 +19,7 @@ BENCHMARKS = {
     "entities": "bench.entities",
     "ner": "bench.ner",
     "themes-labels": "bench.themes_labels",
+    "themes-calibration": "bench.themes_calibration",
     "crawl": "bench.crawl",
     "ingest": "bench.ingest",
 }

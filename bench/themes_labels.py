@@ -1,10 +1,10 @@
 """Do more hand labels help the theme classifier? Answered without touching the test split.
 
 A label file that is not (yet) part of training, ``corpus/labels/press-extra.jsonl`` by default,
-is judged by 5-fold cross-validation over the shipped model's train + validation documents:
-each fold's classifier (the shipped features and logistic regressions, uncalibrated) is trained
-on the other four folds, once as shipped and once with every document of the extra file added,
-and the held-out fold is scored by average precision per theme. The extra documents are never
+is judged by 5-fold cross-validation over the shipped model's training documents: each fold's
+classifier (the shipped features and logistic regressions, uncalibrated) is trained on the
+other four folds, once as shipped and once with every document of the extra file added, and
+the held-out fold is scored by average precision per theme. The extra documents are never
 scored, so both variants are measured on exactly the same documents; the test split is left
 out entirely. Macro-AP is reported over all those documents and over the real ones (press and
 sample, the kind the test split holds).
@@ -20,12 +20,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import random
-from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-from sklearn.metrics import average_precision_score
 
 from pipeline.config import REPO_ROOT
 from pipeline.nlp import themes as T
@@ -34,39 +31,6 @@ RESULTS_DIR = REPO_ROOT / "bench" / "results"
 DEFAULT_EXTRA = T.DEFAULT_LABELS / "press-extra.jsonl"
 FOLDS = 5
 SEED = 1
-
-
-def out_of_fold_scores(
-    documents: Sequence[T.LabelledDocument],
-    extra: Sequence[T.LabelledDocument],
-    themes: Sequence[T.Theme],
-    config: T.TrainingConfig,
-) -> np.ndarray:
-    """Decision scores of every document from the fold model that did not see it."""
-    slugs = [t.slug for t in themes]
-    order = list(range(len(documents)))
-    random.Random(SEED).shuffle(order)
-    scores = np.zeros((len(documents), len(slugs)))
-    for fold in range(FOLDS):
-        held = order[fold::FOLDS]
-        held_set = set(held)
-        train = [d for i, d in enumerate(documents) if i not in held_set] + list(extra)
-        texts = [T.normalize_text(d.text) for d in train]
-        features = T.build_features(config).fit(texts)
-        x = T.feature_matrix(features, themes, config.keyword_scale, texts)
-        linears = T.fit_linears(x, T.label_matrix([d.themes for d in train], slugs), slugs, config)
-        held_texts = [T.normalize_text(documents[i].text) for i in held]
-        x_held = T.feature_matrix(features, themes, config.keyword_scale, held_texts)
-        for column, slug in enumerate(slugs):
-            scores[held, column] = linears[slug].decision_function(x_held)
-    return scores
-
-
-def macro_ap(y: np.ndarray, scores: np.ndarray, slugs: Sequence[str]) -> dict[str, float]:
-    return {
-        slug: float(average_precision_score(y[:, column], scores[:, column]))
-        for column, slug in enumerate(slugs)
-    }
 
 
 def run(extra_file: Path) -> dict[str, object]:
@@ -80,7 +44,9 @@ def run(extra_file: Path) -> dict[str, object]:
     extra = [d for d in everything if d.source == "extra"]
     splits = T.assign_splits(labelled, slugs, config)
     documents = [d for d in labelled if splits[d.id] != "test"]
+    texts = [T.normalize_text(d.text) for d in documents]
     y = T.label_matrix([d.themes for d in documents], slugs)
+    folds = T.cross_validation_folds(documents, FOLDS, SEED)
     real = np.array([d.source in T.TEST_SOURCES for d in documents])
     results: dict[str, object] = {
         "extra_file": str(extra_file.relative_to(REPO_ROOT)),
@@ -94,13 +60,18 @@ def run(extra_file: Path) -> dict[str, object]:
     results["shipped_model_on_extra"] = T.evaluate_themes(
         shipped, [{"id": d.id, "text": d.text, "themes": list(d.themes)} for d in extra]
     )
-    for name, added in (("as shipped", []), ("with the extra labels", extra)):
-        scores = out_of_fold_scores(documents, added, themes, config)
-        every, reals = macro_ap(y, scores, slugs), macro_ap(y[real], scores[real], slugs)
+    added = (
+        [T.normalize_text(d.text) for d in extra],
+        T.label_matrix([d.themes for d in extra], slugs),
+    )
+    for name, with_extra in (("as shipped", None), ("with the extra labels", added)):
+        scores = T.out_of_fold_decisions(texts, y, folds, themes, config, added=with_extra)
+        every = T.macro_average_precision(y, scores, slugs)
+        reals = T.macro_average_precision(y[real], scores[real], slugs)
         results["variants"][name] = {  # type: ignore[index]
-            "macro_ap": round(float(np.mean(list(every.values()))), 4),
-            "macro_ap_real": round(float(np.mean(list(reals.values()))), 4),
-            "ap_real": {slug: round(value, 3) for slug, value in reals.items()},
+            "macro_ap": every["macro_ap"],
+            "macro_ap_real": reals["macro_ap"],
+            "ap_real": {slug: round(value, 3) for slug, value in reals["per_theme"].items()},
         }
     return results
 
@@ -109,7 +80,7 @@ def markdown(results: dict[str, object]) -> str:
     variants: dict[str, dict] = results["variants"]  # type: ignore[assignment]
     slugs = list(next(iter(variants.values()))["ap_real"])
     lines = [
-        f"{results['folds']}-fold cross-validation over {results['documents']} train + validation "
+        f"{results['folds']}-fold cross-validation over {results['documents']} training "
         f"documents ({results['real_documents']} real); {results['extra_documents']} documents "
         f"of `{results['extra_file']}` added to every training fold, never scored.",
         "",

@@ -12,6 +12,7 @@ import sys
 from collections import Counter
 from pathlib import Path
 
+import numpy as np
 import pytest
 import skops.io as sio
 from skops.io.exceptions import UntrustedTypesFoundException
@@ -35,11 +36,14 @@ from pipeline.nlp.themes import (
     _with_vocabularies,
     assign_splits,
     bootstrap_macro_f1,
+    cross_validation_folds,
     evaluate_themes,
     keyword_scores,
+    label_matrix,
     load_labelled,
     markdown_body,
     normalize_text,
+    out_of_fold_decisions,
     read_labels,
     train_themes,
     weak_labels,
@@ -312,6 +316,15 @@ def test_test_documents_are_real_and_every_theme_has_enough_test_positives() -> 
     assert any(not d.themes for d in test)
 
 
+def test_cross_validation_folds_spread_every_theme_evenly_and_repeat() -> None:
+    documents = _split_fixture()
+    folds = cross_validation_folds(documents, 5, seed=3)
+    assert list(folds) == list(cross_validation_folds(documents, 5, seed=3))
+    for slug in ("arbete", "trygghet", "hemloshet"):
+        per_fold = Counter(int(folds[i]) for i, d in enumerate(documents) if slug in d.themes)
+        assert len(per_fold) == 5 and max(per_fold.values()) - min(per_fold.values()) <= 1, slug
+
+
 def test_the_split_is_the_same_every_time_and_changes_with_the_seed() -> None:
     documents = _split_fixture()
     slugs = ["arbete", "trygghet", "hemloshet"]
@@ -489,6 +502,24 @@ def test_bad_labels_are_refused_naming_the_file_and_the_document(
     paths = _paths(corpus) | {"labels_dir": labels}
     with pytest.raises((ValueError, FileNotFoundError), match=problem):
         load_labelled(["hemloshet", "arbete", "trygghet"], **paths)
+
+
+def test_an_out_of_fold_score_never_comes_from_a_model_that_saw_the_document(corpus) -> None:
+    """Changing one document's labels changes the scores of documents in other folds (their
+    models learnt from it) but never its own: its score comes from the model of the others."""
+    themes = load_themes(corpus["themes_path"])
+    slugs = [theme.slug for theme in themes]
+    documents = load_labelled(slugs, **_paths(corpus))
+    texts = [normalize_text(d.text) for d in documents]
+    y = label_matrix([d.themes for d in documents], slugs)
+    folds = cross_validation_folds(documents, 5, seed=1)
+    before = out_of_fold_decisions(texts, y, folds, themes, TINY)
+    changed = y.copy()
+    changed[0] = 1 - changed[0]
+    after = out_of_fold_decisions(texts, changed, folds, themes, TINY)
+    assert np.array_equal(before[0], after[0])
+    assert not np.array_equal(before[folds != folds[0]], after[folds != folds[0]])
+    assert np.array_equal(before[folds == folds[0]], after[folds == folds[0]])
 
 
 def test_training_writes_model_thresholds_metadata_and_metrics(trained) -> None:

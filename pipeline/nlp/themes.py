@@ -347,6 +347,32 @@ def assign_splits(
     }
 
 
+def cross_validation_folds(
+    documents: Sequence[LabelledDocument], folds: int, seed: int
+) -> np.ndarray:
+    """The fold of each document, with every theme's positives spread evenly over the folds.
+
+    Documents are placed one by one in a seeded order, those of the rarest themes first, each
+    in the fold that holds the fewest positives of its themes (rarest theme first, then the
+    next), and among equals the smallest fold. Every fold's training part can so learn every
+    theme, and every fold's held-out part tests it.
+    """
+    totals = Counter(slug for document in documents for slug in document.themes)
+    order = list(range(len(documents)))
+    random.Random(seed).shuffle(order)
+    order.sort(key=lambda i: min((totals[s] for s in documents[i].themes), default=math.inf))
+    held: list[Counter[str]] = [Counter() for _ in range(folds)]
+    sizes = [0] * folds
+    assigned = np.zeros(len(documents), dtype=int)
+    for index in order:
+        themes = sorted(documents[index].themes, key=lambda s: (totals[s], s))
+        fold = min(range(folds), key=lambda f: ([held[f][s] for s in themes], sizes[f], f))
+        held[fold].update(themes)
+        sizes[fold] += 1
+        assigned[index] = fold
+    return assigned
+
+
 def _stratified_draw(
     documents: Sequence[LabelledDocument],
     slugs: Sequence[str],
@@ -650,6 +676,51 @@ def fit_linears(
     return linears
 
 
+def out_of_fold_decisions(
+    texts: Sequence[str],
+    y: np.ndarray,
+    folds: np.ndarray,
+    themes: Sequence[Theme],
+    config: TrainingConfig,
+    *,
+    added: tuple[Sequence[str], np.ndarray] | None = None,
+) -> np.ndarray:
+    """Every document's decision score per theme, from a model fitted without its fold.
+
+    For judging training choices without the test split (``bench/themes_labels.py``,
+    ``bench/themes_calibration.py``). Features are fitted again for each fold, so nothing of
+    the held-out documents reaches the vocabulary or the IDF weights. ``added`` (normalised
+    texts and their labels) joins every training part without being scored: a way to judge
+    extra labelled documents.
+    """
+    slugs = [theme.slug for theme in themes]
+    decisions = np.zeros(y.shape, dtype=float)
+    for fold in np.unique(folds):
+        held, kept = np.flatnonzero(folds == fold), np.flatnonzero(folds != fold)
+        train_texts, train_y = [texts[i] for i in kept], y[kept]
+        if added is not None:
+            train_texts, train_y = [*train_texts, *added[0]], np.vstack([train_y, added[1]])
+        features = build_features(config).fit(train_texts)
+        x = feature_matrix(features, themes, config.keyword_scale, train_texts)
+        linears = fit_linears(x, train_y, slugs, config)
+        x_held = feature_matrix(features, themes, config.keyword_scale, [texts[i] for i in held])
+        for column, slug in enumerate(slugs):
+            decisions[held, column] = linears[slug].decision_function(x_held)
+    return decisions
+
+
+def macro_average_precision(
+    y: np.ndarray, scores: np.ndarray, slugs: Sequence[str]
+) -> dict[str, Any]:
+    """Average precision per theme and their mean: threshold-free, so variants compare fairly."""
+    per_theme = {
+        slug: round(float(average_precision_score(y[:, c], scores[:, c])), 4)
+        for c, slug in enumerate(slugs)
+        if y[:, c].sum() > 0
+    }
+    return {"macro_ap": round(sum(per_theme.values()) / len(per_theme), 4), "per_theme": per_theme}
+
+
 def train_themes(
     output: Path,
     *,
@@ -774,13 +845,9 @@ def train_themes(
 def _validation_scores(
     linears: dict[str, LogisticRegression], x: Any, y: np.ndarray, slugs: Sequence[str]
 ) -> dict[str, Any]:
-    """Average precision per theme on validation: threshold-free, so variants compare fairly."""
-    per_theme = {
-        slug: round(float(average_precision_score(y[:, c], linears[slug].decision_function(x))), 4)
-        for c, slug in enumerate(slugs)
-        if y[:, c].sum() > 0
-    }
-    return {"macro_ap": round(sum(per_theme.values()) / len(per_theme), 4), "per_theme": per_theme}
+    """Average precision per theme on validation (see :func:`macro_average_precision`)."""
+    decisions = np.column_stack([linears[slug].decision_function(x) for slug in slugs])
+    return macro_average_precision(y, decisions, slugs)
 
 
 def _split_report(
