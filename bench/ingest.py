@@ -41,6 +41,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bench import write_results
 from pipeline import sitegen
 from pipeline.config import REPO_ROOT
 from pipeline.sitegen import CORPUS_DIR, Article, PressSite, PressSiteServer, load_articles
@@ -601,12 +602,8 @@ def main(argv: list[str] | None = None) -> int:
         },
         "bare_work": bare,
     }
-    args.output_dir.mkdir(parents=True, exist_ok=True)
-    (args.output_dir / "ingest.json").write_text(
-        json.dumps(result, ensure_ascii=False, indent=2) + "\n", encoding="utf-8"
-    )
     table = markdown(runs, bare, summary)
-    (args.output_dir / "ingest.md").write_text(table + "\n", encoding="utf-8")
+    write_results(args.output_dir, "ingest", result, table)
     print(table)
     return 0
 

@@ -21,7 +21,6 @@ the median of three passes. Results go to ``bench/results/ner.json`` and ``ner.m
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import time
@@ -31,6 +30,7 @@ from typing import Any
 
 import spacy
 
+from bench import write_results
 from pipeline.config import REPO_ROOT
 from pipeline.nlp.ner import (
     DEFAULT_NER_MODEL,
@@ -153,12 +153,8 @@ def run(model: Path = DEFAULT_NER_MODEL, output_dir: Path = RESULTS_DIR) -> dict
             scores.pop("seconds"), scores.pop("words_per_second")  # speed is measured below
         row["words_per_second"] = round(speed(nlp, texts)) if texts else None
         report["pipelines"][name] = row
-    output_dir.mkdir(parents=True, exist_ok=True)
-    (output_dir / "ner.json").write_text(
-        json.dumps(report, ensure_ascii=False, indent=2) + "\n", encoding="utf-8"
-    )
     table = markdown(report)
-    (output_dir / "ner.md").write_text(table + "\n", encoding="utf-8")
+    write_results(output_dir, "ner", report, table)
     print(table)
     return report
 

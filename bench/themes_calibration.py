@@ -18,7 +18,6 @@ the press corpus.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 from collections.abc import Sequence
 from pathlib import Path
@@ -28,12 +27,15 @@ import numpy as np
 from scipy.optimize import minimize
 from scipy.special import expit
 
+from bench import write_results
 from pipeline.config import REPO_ROOT
 from pipeline.nlp import themes as T
 
 RESULTS_DIR = REPO_ROOT / "bench" / "results"
 FOLDS = 5
 SEEDS = (1, 2)
+COLUMNS = (("all", "macro_f1"), ("real", "macro_f1"), ("all", "macro_ap"), ("real", "macro_ap"))
+"""The table's columns: documents (all or real) and metric."""
 RECIPES = {
     "validation quarter (shipped)": "quarter",
     "all documents, out-of-fold calibration": "out_of_fold",
@@ -219,22 +221,12 @@ def markdown(results: dict[str, Any]) -> str:
     ]
     for recipe in recipes:
         cells = []
-        for group, metric in (
-            ("all", "macro_f1"),
-            ("real", "macro_f1"),
-            ("all", "macro_ap"),
-            ("real", "macro_ap"),
-        ):
+        for group, metric in COLUMNS:
             values = [row[recipe][group][metric] for row in folds]
             cells.append(f"{np.mean(values):.3f} ± {np.std(values):.3f}")
         lines.append(f"| {recipe} | " + " | ".join(cells) + " |")
     differences = []
-    for group, metric in (
-        ("all", "macro_f1"),
-        ("real", "macro_f1"),
-        ("all", "macro_ap"),
-        ("real", "macro_ap"),
-    ):
+    for group, metric in COLUMNS:
         gaps = [row[other][group][metric] - row[shipped][group][metric] for row in folds]
         wins = sum(gap > 0 for gap in gaps)
         differences.append(f"{np.mean(gaps):+.3f} ({wins} of {len(gaps)} folds better)")
@@ -265,11 +257,7 @@ def main(argv: list[str] | None = None) -> int:
     results = run()
     table = markdown(results)
     print(table)
-    args.output_dir.mkdir(parents=True, exist_ok=True)
-    (args.output_dir / "themes-calibration.json").write_text(
-        json.dumps(results, indent=2) + "\n", encoding="utf-8"
-    )
-    (args.output_dir / "themes-calibration.md").write_text(table + "\n", encoding="utf-8")
+    write_results(args.output_dir, "themes-calibration", results, table)
     return 0
 
 

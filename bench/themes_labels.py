@@ -19,11 +19,11 @@ go to ``bench/results/themes-labels.md`` and ``.json``. Needs the press corpus.
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import numpy as np
 
+from bench import write_results
 from pipeline.config import REPO_ROOT
 from pipeline.nlp import themes as T
 
@@ -122,11 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     results = run(args.extra.resolve())
     table = markdown(results)
     print(table)
-    args.output_dir.mkdir(parents=True, exist_ok=True)
-    (args.output_dir / "themes-labels.json").write_text(
-        json.dumps(results, indent=2) + "\n", encoding="utf-8"
-    )
-    (args.output_dir / "themes-labels.md").write_text(table + "\n", encoding="utf-8")
+    write_results(args.output_dir, "themes-labels", results, table)
     return 0
 
 
