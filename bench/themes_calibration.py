@@ -61,12 +61,6 @@ def platt_scale(decisions: np.ndarray, y: np.ndarray) -> tuple[float, float]:
     return float(fitted.x[0]), float(fitted.x[1])
 
 
-def _fit(texts: Sequence[str], y: np.ndarray, themes: Sequence[T.Theme], config: T.TrainingConfig):
-    features = T.build_features(config).fit(texts)
-    x = T.feature_matrix(features, themes, config.keyword_scale, texts)
-    return features, T.fit_linears(x, y, [t.slug for t in themes], config)
-
-
 def quarter_recipe(
     documents: Sequence[T.LabelledDocument],
     held_texts: Sequence[str],
@@ -75,7 +69,7 @@ def quarter_recipe(
 ) -> tuple[np.ndarray, np.ndarray]:
     """The shipped recipe on ``documents``: probabilities and thresholds for the held-out texts."""
     slugs = [t.slug for t in themes]
-    validation = T._stratified_draw(
+    validation = T.stratified_draw(
         documents,
         slugs,
         config.validation_fraction,
@@ -84,7 +78,7 @@ def quarter_recipe(
     )
     fit_docs = [d for d in documents if d.id not in validation]
     check_docs = [d for d in documents if d.id in validation]
-    features, linears = _fit(
+    features, linears = T.fit_plain(
         [T.normalize_text(d.text) for d in fit_docs],
         T.label_matrix([d.themes for d in fit_docs], slugs),
         themes,
@@ -100,7 +94,7 @@ def quarter_recipe(
         calibrated = T.calibrate(linears[slug], x_check, y_check[:, column])
         probabilities.append(calibrated.predict_proba(x_held)[:, 1])
         own = calibrated.predict_proba(x_check)[:, 1]
-        thresholds.append(T._best_threshold(y_check[:, column], own))
+        thresholds.append(T.best_threshold(y_check[:, column], own))
     return np.column_stack(probabilities), np.array(thresholds)
 
 
@@ -117,14 +111,14 @@ def out_of_fold_recipe(
     y = T.label_matrix([d.themes for d in documents], slugs)
     inner = T.cross_validation_folds(documents, FOLDS, seed + 100)
     decisions = T.out_of_fold_decisions(texts, y, inner, themes, config)
-    features, linears = _fit(texts, y, themes, config)
+    features, linears = T.fit_plain(texts, y, themes, config)
     x_held = T.feature_matrix(features, themes, config.keyword_scale, held_texts)
     probabilities, thresholds = [], []
     for column, slug in enumerate(slugs):
         a, b = platt_scale(decisions[:, column], y[:, column])
         probabilities.append(expit(-(a * linears[slug].decision_function(x_held) + b)))
         own = expit(-(a * decisions[:, column] + b))
-        thresholds.append(T._best_threshold(y[:, column], own))
+        thresholds.append(T.best_threshold(y[:, column], own))
     return np.column_stack(probabilities), np.array(thresholds)
 
 

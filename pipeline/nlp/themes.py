@@ -327,14 +327,14 @@ def assign_splits(
 
     The test split is drawn from the real documents only (:data:`TEST_SOURCES`), the validation
     split from what is left, written documents included; the rest is training data. Both draws
-    are stratified per theme (:func:`_stratified_draw`), so that rare themes are measurable.
+    are stratified per theme (:func:`stratified_draw`), so that rare themes are measurable.
     """
     real = [document for document in documents if document.source in TEST_SOURCES]
-    test = _stratified_draw(
+    test = stratified_draw(
         real, slugs, config.test_fraction, config.min_test_positives, config.seed
     )
     rest = [document for document in documents if document.id not in test]
-    validation = _stratified_draw(
+    validation = stratified_draw(
         rest, slugs, config.validation_fraction, config.min_validation_positives, config.seed + 1
     )
     return {
@@ -373,7 +373,7 @@ def cross_validation_folds(
     return assigned
 
 
-def _stratified_draw(
+def stratified_draw(
     documents: Sequence[LabelledDocument],
     slugs: Sequence[str],
     fraction: float,
@@ -536,7 +536,7 @@ def calibrate(linear: LogisticRegression, x: Any, y: np.ndarray) -> CalibratedCl
     ).fit(x, y)
 
 
-def _best_threshold(y: np.ndarray, scores: np.ndarray) -> float:
+def best_threshold(y: np.ndarray, scores: np.ndarray) -> float:
     """Threshold with the highest F1 on validation scores; 0.5 when there is no positive.
 
     Several thresholds often tie (every cut between two well-separated groups scores the
@@ -676,6 +676,15 @@ def fit_linears(
     return linears
 
 
+def fit_plain(
+    texts: Sequence[str], y: np.ndarray, themes: Sequence[Theme], config: TrainingConfig
+) -> tuple[FeatureUnion, dict[str, LogisticRegression]]:
+    """Features and one uncalibrated classifier per theme, fitted on normalised ``texts``."""
+    features = build_features(config).fit(texts)
+    x = feature_matrix(features, themes, config.keyword_scale, texts)
+    return features, fit_linears(x, y, [theme.slug for theme in themes], config)
+
+
 def out_of_fold_decisions(
     texts: Sequence[str],
     y: np.ndarray,
@@ -700,9 +709,7 @@ def out_of_fold_decisions(
         train_texts, train_y = [texts[i] for i in kept], y[kept]
         if added is not None:
             train_texts, train_y = [*train_texts, *added[0]], np.vstack([train_y, added[1]])
-        features = build_features(config).fit(train_texts)
-        x = feature_matrix(features, themes, config.keyword_scale, train_texts)
-        linears = fit_linears(x, train_y, slugs, config)
+        features, linears = fit_plain(train_texts, train_y, themes, config)
         x_held = feature_matrix(features, themes, config.keyword_scale, [texts[i] for i in held])
         for column, slug in enumerate(slugs):
             decisions[held, column] = linears[slug].decision_function(x_held)
@@ -797,7 +804,7 @@ def train_themes(
         for column, slug in enumerate(slugs)
     }
     thresholds = {
-        slug: _best_threshold(
+        slug: best_threshold(
             y["validation"][:, column], classifiers[slug].predict_proba(x_validation)[:, 1]
         )
         for column, slug in enumerate(slugs)
@@ -1029,7 +1036,10 @@ class ThemeModel:
         results = []
         for row, scores in enumerate(self._scores(x)):
             found = _above(scores, self.thresholds)
-            features = x[row] if found else None
+            if not found:
+                results.append([])
+                continue
+            features = x[row]  # sliced once for all the themes found
             results.append(
                 [
                     (slug, score, tuple(self._terms(features, normalized[row], slug, k)))
