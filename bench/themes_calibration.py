@@ -30,6 +30,7 @@ from scipy.special import expit
 from bench import write_results
 from pipeline.config import REPO_ROOT
 from pipeline.nlp import themes as T
+from pipeline.nlp.scoring import precision_recall_f1
 
 RESULTS_DIR = REPO_ROOT / "bench" / "results"
 FOLDS = 5
@@ -125,14 +126,10 @@ def out_of_fold_recipe(
 def scores(y: np.ndarray, probabilities: np.ndarray, thresholds: np.ndarray) -> dict[str, Any]:
     """Macro-F1 at the thresholds and macro-AP over the themes with a positive."""
     present = [c for c in range(y.shape[1]) if y[:, c].sum() > 0]
-    predicted = probabilities >= thresholds[None, :]
-    f1 = []
-    for c in present:
-        hits = int((predicted[:, c] & (y[:, c] == 1)).sum())
-        f1.append(2 * hits / (int(predicted[:, c].sum()) + int(y[:, c].sum())))
+    f1 = _theme_f1(y, probabilities >= thresholds[None, :])
     slugs = [str(c) for c in range(y.shape[1])]
     return {
-        "macro_f1": float(np.mean(f1)),
+        "macro_f1": float(np.mean([f1[c] for c in present])),
         "macro_ap": T.macro_average_precision(y, probabilities, slugs)["macro_ap"],
     }
 
@@ -176,7 +173,8 @@ def run() -> dict[str, Any]:
                 flush=True,
             )
         for recipe in RECIPES:
-            pooled[recipe][seed] = _per_theme_f1(y[real], predictions[recipe][real], slugs)
+            f1 = _theme_f1(y[real], predictions[recipe][real])
+            pooled[recipe][seed] = dict(zip(slugs, f1, strict=True))
     return {
         "documents": len(documents),
         "real_documents": int(real.sum()),
@@ -193,12 +191,16 @@ def run() -> dict[str, Any]:
     }
 
 
-def _per_theme_f1(y: np.ndarray, predicted: np.ndarray, slugs: Sequence[str]) -> dict[str, float]:
-    result = {}
-    for c, slug in enumerate(slugs):
-        hits = int((predicted[:, c] & (y[:, c] == 1)).sum())
-        result[slug] = 2 * hits / max(int(predicted[:, c].sum()) + int(y[:, c].sum()), 1)
-    return result
+def _theme_f1(y: np.ndarray, predicted: np.ndarray) -> list[float]:
+    """F1 of each theme (column) of a documents x themes prediction."""
+    return [
+        precision_recall_f1(
+            int((predicted[:, c] & (y[:, c] == 1)).sum()),
+            int(predicted[:, c].sum()),
+            int(y[:, c].sum()),
+        )["f1"]
+        for c in range(y.shape[1])
+    ]
 
 
 def markdown(results: dict[str, Any]) -> str:

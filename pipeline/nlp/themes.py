@@ -51,11 +51,11 @@ from sklearn.metrics import average_precision_score
 from sklearn.model_selection import KFold
 from sklearn.pipeline import FeatureUnion
 
+from pipeline.config import REPO_ROOT
 from pipeline.nlp.scoring import precision_recall_f1
 from pipeline.nlp.taxonomy import DEFAULT_THEMES, Theme, ThemesError, compile_keywords, load_themes
 from pipeline.nlp.versions import DEFAULT_THEME_MODEL, METADATA_FILE
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_PRESS_DIR = REPO_ROOT.parent / "shared" / "data" / "press"
 DEFAULT_LABELS = REPO_ROOT / "corpus" / "labels"
 
