@@ -267,7 +267,7 @@ def extract_command(html_file: Path, url: str | None, fetched_at: datetime | Non
 def reprocess(
     stage: str, only: tuple[str, ...], sources_path: Path, db_path: Path, warc_dir: Path
 ) -> None:
-    """Run a stage again over the archived responses, without fetching anything."""
+    """Run a stage again over what is stored (archived responses or texts), fetching nothing."""
     from pipeline.progress import Progress
     from pipeline.reprocess import STAGES
     from pipeline.reprocess import reprocess as run_again
@@ -291,7 +291,12 @@ def reprocess(
 
 @cli.command("annotate-text")
 @click.argument("input_file", type=click.File("r", encoding="utf-8"), default="-")
-@click.option("--batch-size", default=256, show_default=True, help="Texts per model batch.")
+@click.option(
+    "--batch-size",
+    default=256,
+    show_default=True,
+    help="Input lines annotated together; their results are written before the next are read.",
+)
 def annotate_text(input_file: TextIO, batch_size: int) -> None:
     """Entities and themes for JSON lines {"id", "text"}; one JSON line out per line in."""
     from pipeline.nlp.annotate import Annotator
