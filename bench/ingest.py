@@ -521,7 +521,8 @@ def markdown(
             f"{bare['same_calls_wall_seconds']:.1f} s wall; batch / these = "
             f"**{summary['overhead_ratio_same_calls']:.2f}**",
             "",
-            f"CPU time, which other jobs on the machine do not inflate: the batch used "
+            "CPU time, less affected by other jobs than wall time (though the same work took up "
+            "to 30 % more CPU-s on some runs of this host than on others): the batch used "
             f"{full.cpu_seconds:.0f} s (all its processes, from start to exit), "
             f"**{summary['cpu_ratio']:.2f}** times the bare work and "
             f"**{summary['cpu_ratio_same_calls']:.2f}** times its own calls "
