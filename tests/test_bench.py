@@ -28,7 +28,7 @@ pytestmark = pytest.mark.skipif(
 def report(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, str]:
     out: Path = tmp_path_factory.mktemp("bench")
     command = [sys.executable, "-m", "bench.ingest", "--sizes", "40", "80", "--no-single"]
-    subprocess.run([*command, "--output-dir", str(out)], cwd=REPO_ROOT, check=True, timeout=900)
+    subprocess.run([*command, "--output-dir", str(out)], cwd=REPO_ROOT, check=True, timeout=540)
     result = json.loads((out / "ingest.json").read_text(encoding="utf-8"))
     return result, (out / "ingest.md").read_text(encoding="utf-8")
 
