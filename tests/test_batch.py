@@ -1,5 +1,6 @@
 """The whole batch on the bundled sample sites: real HTTP on 127.0.0.1, a real SQLite file."""
 
+import fcntl
 import subprocess
 import sys
 import threading
@@ -140,6 +141,19 @@ def test_two_batches_cannot_run_at_once_on_one_database(tmp_path, sample_config)
     finally:
         release.set()
         holder.join()
+
+
+def test_a_batch_refused_while_the_holder_writes_its_pid_still_names_it(tmp_path):
+    """The holder writes its pid just after taking the lock; a refusal in between waits for it."""
+    db_path = tmp_path / "pipeline.db"
+    lock_path = tmp_path / "pipeline.db.lock"
+    with open(lock_path, "a+") as holder:
+        fcntl.flock(holder, fcntl.LOCK_EX | fcntl.LOCK_NB)  # taken, pid not yet written
+        writer = threading.Timer(0.2, lambda: lock_path.write_text("4242\n"))
+        writer.start()
+        with pytest.raises(BatchLockedError, match=r"\(pid 4242\)"), batch_lock(db_path):
+            pass
+        writer.join()
 
 
 def test_the_main_process_finds_what_to_annotate_without_importing_the_nlp_libraries():

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -30,17 +31,28 @@ def batch_lock(db_path: Path) -> Iterator[None]:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            handle.seek(0)
-            holder = handle.read().strip() or "unknown"
+            holder = _holder_pid(lock_path)
             raise BatchLockedError(
                 f"another batch is already running on {db_path} (pid {holder}); "
                 "wait for it to finish or stop it first"
             ) from None
-        handle.seek(0)
-        handle.truncate()
-        handle.write(str(os.getpid()))
-        handle.flush()
+        os.ftruncate(handle.fileno(), 0)
+        os.pwrite(handle.fileno(), f"{os.getpid()}\n".encode(), 0)
         try:
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _holder_pid(lock_path: Path, wait: float = 1.0) -> str:
+    """The pid the holder wrote into the lock file, or ``"unknown"``.
+
+    The holder writes its pid just after it takes the lock, so a batch refused in that instant
+    finds the file empty; it waits a moment for the line rather than report no pid.
+    """
+    deadline = time.monotonic() + wait
+    while True:
+        text = lock_path.read_text(encoding="ascii", errors="replace")
+        if text.endswith("\n") or time.monotonic() >= deadline:
+            return text.strip() or "unknown"
+        time.sleep(0.01)
