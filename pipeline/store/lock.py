@@ -37,7 +37,7 @@ def batch_lock(db_path: Path) -> Iterator[None]:
                 "wait for it to finish or stop it first"
             ) from None
         os.ftruncate(handle.fileno(), 0)
-        os.pwrite(handle.fileno(), f"{os.getpid()}\n".encode(), 0)
+        os.write(handle.fileno(), f"{os.getpid()}\n".encode())  # one write: a whole line or none
         try:
             yield
         finally:
